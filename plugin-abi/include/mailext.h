@@ -1,0 +1,140 @@
+/*
+ * mailext.h: the C ABI between the mailext plugin and its hosts.
+ *
+ * Kept in sync with plugin-abi/src/lib.rs by a test that compiles this file
+ * and compares every size, offset and constant with the Rust definitions.
+ *
+ * Rules: every struct starts with struct_size; fields are only ever appended;
+ * arrays of structs are strided by the element's struct_size. Every pointer
+ * passed across is borrowed for the duration of that call: the receiver copies
+ * what it keeps, and neither side frees memory the other allocated.
+ */
+#ifndef MAILEXT_H
+#define MAILEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MAILEXT_ABI_MAJOR 1
+#define MAILEXT_ABI_MINOR 0
+#define MAILEXT_ENTRY_SYMBOL "mailext_entry"
+
+/* Value kinds; a parameter's `kinds` is a mask of these. */
+#define MAILEXT_KIND_NONE 0       /* argument not given */
+#define MAILEXT_KIND_INTEGER 1
+#define MAILEXT_KIND_BOOLEAN 2    /* integer: MAILEXT_FALSE / TRUE / UNKNOWN */
+#define MAILEXT_KIND_CHARACTER 4  /* UTF-8 in data/len */
+#define MAILEXT_KIND_BINARY 8     /* bytes in data/len */
+#define MAILEXT_KIND_LIST 16      /* host-owned list, opaque handle in list */
+#define MAILEXT_KIND_PROC 32      /* a host method name (stsproc), UTF-8 in data/len */
+
+#define MAILEXT_FALSE 0
+#define MAILEXT_TRUE 1
+#define MAILEXT_UNKNOWN 2
+
+#define MAILEXT_PARAM_IN 1
+#define MAILEXT_PARAM_OUT 2
+#define MAILEXT_PARAM_OPTIONAL 4
+
+#define MAILEXT_COMMAND_MULTITHREADED 1
+
+#define MAILEXT_OK 0
+#define MAILEXT_ERR_PARAM_TYPE (-501)
+#define MAILEXT_ERR_PARAM_INFO (-502)
+#define MAILEXT_ERR_PARAM_COUNT (-503)
+#define MAILEXT_ERR_UNKNOWN_COMMAND (-506)
+#define MAILEXT_ERR_BAD_LIST (-508)
+#define MAILEXT_ERR_INTERNAL (-1190)
+#define MAILEXT_ERR_ABI_VERSION (-1191)
+
+typedef struct MailextValue {
+  uint32_t struct_size;
+  uint32_t kind;
+  int64_t integer;
+  const uint8_t *data;
+  size_t len;
+  void *list;
+} MailextValue;
+
+typedef struct MailextColumn {
+  uint32_t struct_size;
+  uint32_t kind;
+  const char *name;
+} MailextColumn;
+
+typedef struct MailextParam {
+  uint32_t struct_size;
+  uint32_t kinds;
+  uint32_t flags;
+  uint32_t _reserved;
+  const char *name;
+  const char *default_text; /* NULL: no default */
+  const char *description;
+} MailextParam;
+
+typedef struct MailextCommand {
+  uint32_t struct_size;
+  uint32_t flags;
+  uint32_t return_kind;
+  uint32_t param_count;
+  const char *name;
+  const MailextParam *params;
+  const char *summary;
+} MailextCommand;
+
+/* Invoked only on the calling thread, only before `call` returns. */
+typedef struct MailextHostCallbacks {
+  uint32_t struct_size;
+  uint32_t _reserved;
+  void *ctx;
+  int32_t (*set_return)(void *ctx, const MailextValue *value);
+  int32_t (*set_output)(void *ctx, uint32_t arg_index, const MailextValue *value);
+  int32_t (*list_define)(void *ctx, void *list, const MailextColumn *columns, uint32_t count);
+  int32_t (*list_append)(void *ctx, void *list, const MailextValue *cells, uint32_t count);
+  void (*status)(void *ctx, const uint8_t *proc_name, size_t proc_len,
+                 const uint8_t *message, size_t message_len);
+} MailextHostCallbacks;
+
+typedef struct MailextHostInfo {
+  uint32_t struct_size;
+  uint32_t abi_major;
+  uint32_t abi_minor;
+  uint32_t _reserved;
+  const char *host_name;
+} MailextHostInfo;
+
+/* MAILEXT_OK when set_return was called (command failures are negative
+ * return values); a negative MAILEXT_ERR_* when no return could be delivered. */
+typedef int32_t (*MailextCallFn)(uint32_t command_index, const MailextValue *args,
+                                 uint32_t argc, const MailextHostCallbacks *host);
+
+/* snprintf-style: writes at most cap-1 bytes plus NUL, returns the full length. */
+typedef size_t (*MailextTextFn)(int32_t code, char *buf, size_t cap);
+
+typedef struct MailextPlugin {
+  uint32_t struct_size;
+  uint32_t abi_major;
+  uint32_t abi_minor;
+  uint32_t command_count;
+  const char *name;
+  const char *version;
+  const MailextCommand *commands;
+  MailextCallFn call;
+  MailextTextFn error_text;
+  MailextTextFn last_error; /* the calling thread's last error; code ignored */
+} MailextPlugin;
+
+/* Returns NULL and sets *refusal (static, never freed) on an incompatible host. */
+typedef const MailextPlugin *(*MailextEntryFn)(const MailextHostInfo *host, const char **refusal);
+
+const MailextPlugin *mailext_entry(const MailextHostInfo *host, const char **refusal);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MAILEXT_H */

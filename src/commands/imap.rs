@@ -1,0 +1,93 @@
+//! IMAPConnect, IMAPDisconnect, IMAPNoOp.
+
+use super::Ret;
+use crate::config::comms_timeout;
+use crate::error::MailError;
+use crate::host_call::{CommandObserver, HostCall};
+use crate::imap::codec::{is_safe_text, FrameLimits, Fragmentizer};
+use crate::imap::connect::{ConnectOp, Credentials, SecureMode};
+use crate::imap::driver::{run, Observer, Transport};
+use crate::imap::session::{ImapSession, Operation, Phase};
+use crate::imap::simple::{LogoutOp, NoopOp};
+use crate::net::address::{parse_server, resolve};
+use crate::net::connection::Connection;
+use crate::socket_table::{lock, ImapSocket, IMAP_SOCKETS};
+use plugin_abi::MAILEXT_FALSE;
+use std::time::Instant;
+
+const IMAP_PORT: u16 = 143;
+const IMAPS_PORT: u16 = 993;
+
+pub fn connect(call: &HostCall) -> Result<Ret, MailError> {
+    let server = call.string(0)?.unwrap_or_default();
+    let username = call.string(1)?.unwrap_or_default();
+    let password = call.string(2)?.unwrap_or_default();
+    let list = call.list(4);
+    let mode = match call.integer(5)? {
+        None | Some(0) => SecureMode::Plain,
+        Some(1) => SecureMode::Implicit,
+        Some(2) => SecureMode::StartTls,
+        Some(n) => return Err(MailError::BadValue(format!("secure must be 0, 1 or 2, not {n}"))),
+    };
+    // kUnknown keeps the safe default.
+    let verify = call.boolean(6)? != Some(MAILEXT_FALSE);
+    if !is_safe_text(&username) || !is_safe_text(&password) {
+        return Err(MailError::UnsafeCredentials);
+    }
+    let addr = parse_server(&server, if mode == SecureMode::Implicit { IMAPS_PORT } else { IMAP_PORT })?;
+    let mut obs = CommandObserver::new(call, list)?;
+
+    let timeout = comms_timeout();
+    let deadline = Instant::now() + timeout;
+    let addrs = resolve(&addr, deadline)?;
+    let mut conn = Connection::open(&addr, &addrs, verify, deadline, &mut |m| call.status(m))?;
+    let mut session = ImapSession::new(timeout);
+    let mut frag = Fragmentizer::new(FrameLimits::default());
+    if mode == SecureMode::Implicit {
+        obs.status("Starting the TLS handshake");
+        let info = conn.start_tls(0, Some(deadline))?;
+        obs.status(&info);
+        session.tls = true;
+    }
+    let creds = Credentials { username, password };
+    run(&mut ConnectOp::new(mode, creds), &mut session, &mut frag, &mut conn, &mut obs)?;
+    let id = IMAP_SOCKETS.insert(ImapSocket { conn, session, frag, closed: false });
+    obs.status(&format!("Socket {id} is ready"));
+    Ok(Ret::Integer(id))
+}
+
+/// Runs `op` on the socket in argument 0 with the usual stsproc / list.
+fn on_socket<O: Operation>(call: &HostCall, mut op: O) -> Result<(i64, O::Output), MailError> {
+    let id = call.integer(0)?.unwrap_or_default();
+    let entry = IMAP_SOCKETS.get(id)?;
+    let mut guard = lock(&entry, id)?;
+    let mut obs = CommandObserver::new(call, call.list(2))?;
+    let s = &mut *guard;
+    let out = run(&mut op, &mut s.session, &mut s.frag, &mut s.conn, &mut obs)?;
+    Ok((id, out))
+}
+
+pub fn noop(call: &HostCall) -> Result<Ret, MailError> {
+    on_socket(call, NoopOp::default()).map(|_| Ret::Integer(0))
+}
+
+/// LOGOUT, close, free the id. The id is freed even when LOGOUT fails (the
+/// server may already be gone); the failure is still reported.
+pub fn disconnect(call: &HostCall) -> Result<Ret, MailError> {
+    let id = call.integer(0)?.unwrap_or_default();
+    let entry = IMAP_SOCKETS.get(id)?;
+    let mut guard = lock(&entry, id)?;
+    IMAP_SOCKETS.remove(id);
+    guard.closed = true;
+    let mut obs = CommandObserver::new(call, call.list(2))?;
+    let s = &mut *guard;
+    let r = if s.session.broken.is_some() || s.session.phase == Phase::Logout {
+        Ok(())
+    } else {
+        run(&mut LogoutOp::default(), &mut s.session, &mut s.frag, &mut s.conn, &mut obs)
+    };
+    s.conn.close();
+    obs.status(&format!("Socket {id} is closed"));
+    r.map(|_| Ret::Integer(0))
+}
+

@@ -1,0 +1,226 @@
+//! One call from the host, seen safely: arguments checked against the
+//! command table (count, kinds, pointers) before any command code runs, and
+//! the host's callbacks wrapped so commands never touch raw pointers.
+
+use crate::error::MailError;
+use crate::imap::driver::Observer;
+use plugin_abi::*;
+use std::ffi::{c_void, CStr};
+
+/// A typed, checked view of one call.
+pub struct HostCall<'a> {
+    args: Vec<MailextValue>,
+    cb: &'a MailextHostCallbacks,
+    params: &'static [MailextParam],
+    stsproc: Option<String>,
+}
+
+fn param_name(p: &MailextParam) -> String {
+    // SAFETY: table names are static C strings.
+    unsafe { CStr::from_ptr(p.name) }.to_string_lossy().into_owned()
+}
+
+fn kinds_text(kinds: u32) -> String {
+    let names = [
+        (MAILEXT_KIND_INTEGER, "Integer"),
+        (MAILEXT_KIND_BOOLEAN, "Boolean"),
+        (MAILEXT_KIND_CHARACTER, "Character"),
+        (MAILEXT_KIND_BINARY, "Binary"),
+        (MAILEXT_KIND_LIST, "List"),
+        (MAILEXT_KIND_PROC, "method name"),
+    ];
+    let v: Vec<&str> = names.iter().filter(|(k, _)| kinds & k != 0).map(|(_, n)| *n).collect();
+    v.join(" or ")
+}
+
+impl<'a> HostCall<'a> {
+    /// Copies the argument array (strided by the host's struct size) and
+    /// checks it against the parameter table.
+    ///
+    /// # Safety
+    /// `args` must be NULL or point to `argc` values as the ABI describes.
+    pub unsafe fn new(
+        args: *const MailextValue,
+        argc: u32,
+        cb: &'a MailextHostCallbacks,
+        params: &'static [MailextParam],
+    ) -> Result<Self, MailError> {
+        if argc as usize > params.len() {
+            return Err(MailError::ParamCount(format!("{argc} given, at most {} accepted", params.len())));
+        }
+        if argc > 0 && args.is_null() {
+            return Err(MailError::ParamInfo("the argument array is NULL".into()));
+        }
+        let mut values = Vec::with_capacity(argc as usize);
+        let stride = if argc > 0 { (*args).struct_size as usize } else { 0 };
+        if argc > 0 && stride < std::mem::size_of::<MailextValue>() {
+            return Err(MailError::ParamInfo(format!("argument struct_size {stride} is too small")));
+        }
+        for i in 0..argc as usize {
+            let v = *((args as *const u8).add(i * stride) as *const MailextValue);
+            let p = &params[i];
+            let name = param_name(p);
+            if v.kind != MAILEXT_KIND_NONE && v.kind & p.kinds != v.kind {
+                return Err(MailError::ParamType(format!(
+                    "argument {} ({name}) must be {}",
+                    i + 1,
+                    kinds_text(p.kinds)
+                )));
+            }
+            if v.kind & (MAILEXT_KIND_CHARACTER | MAILEXT_KIND_BINARY | MAILEXT_KIND_PROC) != 0 && v.data.is_null() && v.len > 0 {
+                return Err(MailError::ParamInfo(format!("argument {} ({name}) has NULL data", i + 1)));
+            }
+            if v.kind == MAILEXT_KIND_LIST && v.list.is_null() {
+                return Err(MailError::ParamInfo(format!("argument {} ({name}) is a NULL list", i + 1)));
+            }
+            values.push(v);
+        }
+        for (i, p) in params.iter().enumerate() {
+            let given = values.get(i).is_some_and(|v| v.kind != MAILEXT_KIND_NONE);
+            if p.flags & MAILEXT_PARAM_OPTIONAL == 0 && !given {
+                return Err(MailError::ParamCount(format!("argument {} ({}) is required", i + 1, param_name(p))));
+            }
+        }
+        let mut call = HostCall { args: values, cb, params, stsproc: None };
+        if let Some(i) = params.iter().position(|p| p.kinds & MAILEXT_KIND_PROC != 0) {
+            call.stsproc = call.string(i)?.filter(|s| !s.is_empty());
+        }
+        Ok(call)
+    }
+
+    fn given(&self, i: usize) -> Option<&MailextValue> {
+        self.args.get(i).filter(|v| v.kind != MAILEXT_KIND_NONE)
+    }
+
+    fn name(&self, i: usize) -> String {
+        format!("argument {} ({})", i + 1, param_name(&self.params[i]))
+    }
+
+    fn bytes(&self, v: &MailextValue) -> &[u8] {
+        if v.len == 0 {
+            &[]
+        } else {
+            // SAFETY: checked non-NULL in `new`; the host keeps it valid for the call.
+            unsafe { std::slice::from_raw_parts(v.data, v.len) }
+        }
+    }
+
+    /// A Character (or method name) argument.
+    pub fn string(&self, i: usize) -> Result<Option<String>, MailError> {
+        let Some(v) = self.given(i) else { return Ok(None) };
+        if v.kind & (MAILEXT_KIND_CHARACTER | MAILEXT_KIND_PROC) == 0 {
+            return Err(MailError::ParamType(format!("{} must be Character", self.name(i))));
+        }
+        String::from_utf8(self.bytes(v).to_vec())
+            .map(Some)
+            .map_err(|_| MailError::ParamType(format!("{} is not valid UTF-8", self.name(i))))
+    }
+
+    /// An Integer argument; a Boolean counts as 0 / 1.
+    pub fn integer(&self, i: usize) -> Result<Option<i64>, MailError> {
+        let Some(v) = self.given(i) else { return Ok(None) };
+        match (v.kind, v.integer) {
+            (MAILEXT_KIND_INTEGER, n) => Ok(Some(n)),
+            (MAILEXT_KIND_BOOLEAN, MAILEXT_FALSE) => Ok(Some(0)),
+            (MAILEXT_KIND_BOOLEAN, MAILEXT_TRUE) => Ok(Some(1)),
+            (MAILEXT_KIND_BOOLEAN, _) => Err(MailError::BadValue(format!("{} cannot be kUnknown", self.name(i)))),
+            _ => Err(MailError::ParamType(format!("{} must be Integer", self.name(i)))),
+        }
+    }
+
+    /// A Boolean argument (Integer 0 / 1 accepted); None when not given.
+    pub fn boolean(&self, i: usize) -> Result<Option<i64>, MailError> {
+        let Some(v) = self.given(i) else { return Ok(None) };
+        match (v.kind, v.integer) {
+            (MAILEXT_KIND_BOOLEAN, b @ (MAILEXT_FALSE | MAILEXT_TRUE | MAILEXT_UNKNOWN)) => Ok(Some(b)),
+            (MAILEXT_KIND_INTEGER, b @ (0 | 1)) => Ok(Some(b)),
+            (MAILEXT_KIND_BOOLEAN | MAILEXT_KIND_INTEGER, n) => {
+                Err(MailError::BadValue(format!("{} must be kTrue or kFalse, not {n}", self.name(i))))
+            }
+            _ => Err(MailError::ParamType(format!("{} must be Boolean", self.name(i)))),
+        }
+    }
+
+    /// A list argument's handle.
+    pub fn list(&self, i: usize) -> Option<*mut c_void> {
+        self.given(i).filter(|v| v.kind == MAILEXT_KIND_LIST).map(|v| v.list)
+    }
+
+    pub fn set_return(&self, v: &MailextValue) -> i32 {
+        match self.cb.set_return {
+            // SAFETY: the host gave us this callback for this call.
+            Some(f) => unsafe { f(self.cb.ctx, v) },
+            None => MAILEXT_ERR_PARAM_INFO,
+        }
+    }
+
+    pub fn set_output(&self, i: usize, v: &MailextValue) -> Result<(), MailError> {
+        let f = self.cb.set_output.ok_or_else(|| MailError::ParamInfo("the host has no set_output".into()))?;
+        match unsafe { f(self.cb.ctx, i as u32, v) } {
+            MAILEXT_OK => Ok(()),
+            rc => Err(MailError::BadList(format!("the host refused {} ({rc})", self.name(i)))),
+        }
+    }
+
+    /// Clears `list` and gives it these (name, kind) columns.
+    pub fn define_list(&self, list: *mut c_void, columns: &[(&'static CStr, u32)]) -> Result<(), MailError> {
+        let f = self.cb.list_define.ok_or_else(|| MailError::BadList("the host has no list_define".into()))?;
+        let cols: Vec<MailextColumn> = columns
+            .iter()
+            .map(|(n, k)| MailextColumn { struct_size: std::mem::size_of::<MailextColumn>() as u32, kind: *k, name: n.as_ptr() })
+            .collect();
+        match unsafe { f(self.cb.ctx, list, cols.as_ptr(), cols.len() as u32) } {
+            MAILEXT_OK => Ok(()),
+            rc => Err(MailError::BadList(format!("the host could not define the list ({rc})"))),
+        }
+    }
+
+    pub fn append_row(&self, list: *mut c_void, cells: &[MailextValue]) -> Result<(), MailError> {
+        let f = self.cb.list_append.ok_or_else(|| MailError::BadList("the host has no list_append".into()))?;
+        match unsafe { f(self.cb.ctx, list, cells.as_ptr(), cells.len() as u32) } {
+            MAILEXT_OK => Ok(()),
+            rc => Err(MailError::BadList(format!("the host refused a list row ({rc})"))),
+        }
+    }
+
+    /// Sends a status message to the stsproc, if one was given.
+    pub fn status(&self, message: &str) {
+        if let (Some(p), Some(f)) = (&self.stsproc, self.cb.status) {
+            unsafe { f(self.cb.ctx, p.as_ptr(), p.len(), message.as_ptr(), message.len()) };
+        }
+    }
+}
+
+/// Feeds a command's progress to the host: status messages to the stsproc
+/// and response lines to the response list (cleared first).
+pub struct CommandObserver<'c, 'a> {
+    call: &'c HostCall<'a>,
+    list: Option<*mut c_void>,
+    list_failed: bool,
+}
+
+impl<'c, 'a> CommandObserver<'c, 'a> {
+    pub fn new(call: &'c HostCall<'a>, list: Option<*mut c_void>) -> Result<Self, MailError> {
+        if let Some(l) = list {
+            call.define_list(l, &[(c"response", MAILEXT_KIND_CHARACTER)])?;
+        }
+        Ok(CommandObserver { call, list, list_failed: false })
+    }
+}
+
+impl Observer for CommandObserver<'_, '_> {
+    fn status(&mut self, message: &str) {
+        self.call.status(message);
+    }
+
+    fn response(&mut self, line: &str) {
+        if let (Some(l), false) = (self.list, self.list_failed) {
+            let cell = MailextValue::bytes(MAILEXT_KIND_CHARACTER, line.as_bytes());
+            if self.call.append_row(l, &[cell]).is_err() {
+                // Keep the protocol going; the caller learns of it in the status.
+                self.list_failed = true;
+                self.call.status("The host refused a response list row; the rest are not stored");
+            }
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! IMAP framing and response decoding, free of I/O.
+//!
+//! `Fragmentizer` cuts the byte stream into whole responses (a line, plus any
+//! `{n}` literals and the lines that continue after them) with caps on line
+//! and literal size, so a hostile server cannot make us buffer without bound.
+//! `decode` turns one frame into a `Response`.
+
+/// Caps on what one frame may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameLimits {
+    /// Longest line segment (between literals), CRLF included.
+    pub max_line: usize,
+    /// Largest literal announced by the server.
+    pub max_literal: usize,
+}
+
+impl Default for FrameLimits {
+    fn default() -> Self {
+        // RFC 7162 asks clients to accept 8000-octet command lines; servers'
+        // response lines are shorter. 64 KiB is generous and still bounded.
+        FrameLimits { max_line: 64 * 1024, max_literal: 64 * 1024 * 1024 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    LineTooLong { limit: usize },
+    LiteralTooLarge { size: u64, limit: usize },
+}
+
+#[derive(Debug)]
+pub struct Fragmentizer {
+    buf: Vec<u8>,
+    limits: FrameLimits,
+    /// Start of the line segment being scanned (after any literal).
+    segment_start: usize,
+    /// Bytes the frames handed out so far held, in total.
+    consumed: u64,
+}
+
+impl Fragmentizer {
+    pub fn new(limits: FrameLimits) -> Self {
+        Fragmentizer { buf: Vec::new(), limits, segment_start: 0, consumed: 0 }
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes received but not yet handed out as a frame.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Total bytes handed out as frames.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    /// The next whole frame, `Ok(None)` when more bytes are needed.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+        loop {
+            let seg = &self.buf[self.segment_start..];
+            let Some(nl) = seg.iter().position(|&b| b == b'\n') else {
+                if seg.len() > self.limits.max_line {
+                    return Err(FrameError::LineTooLong { limit: self.limits.max_line });
+                }
+                return Ok(None);
+            };
+            if nl + 1 > self.limits.max_line {
+                return Err(FrameError::LineTooLong { limit: self.limits.max_line });
+            }
+            let line_end = self.segment_start + nl + 1;
+            match literal_size(&self.buf[self.segment_start..line_end]) {
+                Some(size) => {
+                    if size > self.limits.max_literal as u64 {
+                        return Err(FrameError::LiteralTooLarge { size, limit: self.limits.max_literal });
+                    }
+                    let literal_end = line_end + size as usize;
+                    if self.buf.len() < literal_end {
+                        return Ok(None);
+                    }
+                    self.segment_start = literal_end;
+                }
+                None => {
+                    let frame: Vec<u8> = self.buf.drain(..line_end).collect();
+                    self.segment_start = 0;
+                    self.consumed += frame.len() as u64;
+                    return Ok(Some(frame));
+                }
+            }
+        }
+    }
+}
+
+/// `{n}` (or `{n+}`) right before the line end announces a literal of n bytes.
+fn literal_size(line: &[u8]) -> Option<u64> {
+    let body = line.strip_suffix(b"\n")?;
+    let body = body.strip_suffix(b"\r").unwrap_or(body);
+    let body = body.strip_suffix(b"}")?;
+    let open = body.iter().rposition(|&b| b == b'{')?;
+    let digits = &body[open + 1..];
+    let digits = digits.strip_suffix(b"+").unwrap_or(digits);
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusKind {
+    Ok,
+    No,
+    Bad,
+    Preauth,
+    Bye,
+}
+
+/// A bracketed response code (RFC 3501 7.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Code {
+    Capability(Vec<String>),
+    Alert,
+    Other(String, Option<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// `+ text`: the server waits for more of the command.
+    Continuation(String),
+    /// A tagged or untagged status response.
+    Status { tag: Option<String>, kind: StatusKind, code: Option<Code>, text: String },
+    /// `* CAPABILITY ...`
+    Capability(Vec<String>),
+    /// `* n EXISTS`, `* n RECENT`, `* n EXPUNGE`.
+    Exists(u32),
+    Recent(u32),
+    Expunge(u32),
+    /// Any other untagged data, kept as it came.
+    Other(String),
+}
+
+impl Response {
+    pub fn tag(&self) -> Option<&str> {
+        match self {
+            Response::Status { tag, .. } => tag.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+/// Decodes one frame from the Fragmentizer.
+pub fn decode(frame: &[u8]) -> Result<Response, DecodeError> {
+    let line = frame.strip_suffix(b"\n").ok_or_else(|| DecodeError("no line end".into()))?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.contains(&0) {
+        return Err(DecodeError("NUL byte in response".into()));
+    }
+    let text = String::from_utf8_lossy(line);
+    let text = text.as_ref();
+    if let Some(rest) = text.strip_prefix('+') {
+        return Ok(Response::Continuation(rest.strip_prefix(' ').unwrap_or(rest).to_string()));
+    }
+    let (tag, rest) = text.split_once(' ').ok_or_else(|| DecodeError(format!("no space in {:?}", short(text))))?;
+    if tag.is_empty() {
+        return Err(DecodeError("empty tag".into()));
+    }
+    let untagged = tag == "*";
+    if !untagged && !tag.bytes().all(is_tag_char) {
+        return Err(DecodeError(format!("bad tag {:?}", short(tag))));
+    }
+    let (word, after) = rest.split_once(' ').unwrap_or((rest, ""));
+    if let Some(kind) = status_kind(word) {
+        if !untagged && matches!(kind, StatusKind::Preauth | StatusKind::Bye) {
+            return Err(DecodeError(format!("tagged {word}")));
+        }
+        let (code, text) = split_code(after)?;
+        return Ok(Response::Status { tag: (!untagged).then(|| tag.to_string()), kind, code, text });
+    }
+    if !untagged {
+        return Err(DecodeError(format!("tagged response without OK/NO/BAD: {:?}", short(text))));
+    }
+    if word.eq_ignore_ascii_case("CAPABILITY") {
+        return Ok(Response::Capability(after.split_ascii_whitespace().map(str::to_string).collect()));
+    }
+    if let Ok(n) = word.parse::<u32>() {
+        let kw = after.split(' ').next().unwrap_or("");
+        if kw.eq_ignore_ascii_case("EXISTS") {
+            return Ok(Response::Exists(n));
+        } else if kw.eq_ignore_ascii_case("RECENT") {
+            return Ok(Response::Recent(n));
+        } else if kw.eq_ignore_ascii_case("EXPUNGE") {
+            return Ok(Response::Expunge(n));
+        }
+    }
+    if word.is_empty() || !word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+        return Err(DecodeError(format!("bad untagged response {:?}", short(text))));
+    }
+    Ok(Response::Other(text.to_string()))
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(60).collect()
+}
+
+fn status_kind(word: &str) -> Option<StatusKind> {
+    Some(match word.to_ascii_uppercase().as_str() {
+        "OK" => StatusKind::Ok,
+        "NO" => StatusKind::No,
+        "BAD" => StatusKind::Bad,
+        "PREAUTH" => StatusKind::Preauth,
+        "BYE" => StatusKind::Bye,
+        _ => return None,
+    })
+}
+
+/// tag = 1*<any ASTRING-CHAR except "+">
+fn is_tag_char(b: u8) -> bool {
+    b > 0x20 && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+')
+}
+
+fn split_code(after: &str) -> Result<(Option<Code>, String), DecodeError> {
+    let Some(inner) = after.strip_prefix('[') else {
+        return Ok((None, after.to_string()));
+    };
+    let close = inner.find(']').ok_or_else(|| DecodeError("unterminated response code".into()))?;
+    let (body, text) = (&inner[..close], inner[close + 1..].trim_start());
+    let (name, arg) = match body.split_once(' ') {
+        Some((n, a)) => (n, Some(a)),
+        None => (body, None),
+    };
+    let code = match name.to_ascii_uppercase().as_str() {
+        "CAPABILITY" => Code::Capability(arg.unwrap_or("").split_ascii_whitespace().map(str::to_string).collect()),
+        "ALERT" => Code::Alert,
+        _ => Code::Other(name.to_string(), arg.map(str::to_string)),
+    };
+    Ok((Some(code), text.to_string()))
+}
+
+/// How a string argument goes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wire {
+    /// A quoted string (escapes included).
+    Quoted(String),
+    /// A literal: the bytes after the `{n}` line.
+    Literal(Vec<u8>),
+}
+
+/// Encodes a string argument as IMAP requires: quoted when every byte is
+/// 7-bit text, a literal otherwise. CR, LF and NUL are refused by the caller
+/// (see `is_safe_text`) since no server treats them consistently.
+pub fn encode_string(s: &str) -> Wire {
+    if s.bytes().all(|b| (0x01..0x80).contains(&b) && b != b'\r' && b != b'\n') && s.len() <= 1024 {
+        let mut q = String::with_capacity(s.len() + 2);
+        q.push('"');
+        for c in s.chars() {
+            if c == '"' || c == '\\' {
+                q.push('\\');
+            }
+            q.push(c);
+        }
+        q.push('"');
+        Wire::Quoted(q)
+    } else {
+        Wire::Literal(s.as_bytes().to_vec())
+    }
+}
+
+/// True when `s` can be sent as a credential: no CR, LF or NUL.
+pub fn is_safe_text(s: &str) -> bool {
+    !s.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frag() -> Fragmentizer {
+        Fragmentizer::new(FrameLimits { max_line: 100, max_literal: 1000 })
+    }
+
+    #[test]
+    fn frames_split_across_pushes() {
+        let mut f = frag();
+        f.push(b"* OK hel");
+        assert_eq!(f.next_frame().unwrap(), None);
+        f.push(b"lo\r\na1 OK done\r\n* 3 EXI");
+        assert_eq!(f.next_frame().unwrap().unwrap(), b"* OK hello\r\n");
+        assert_eq!(f.next_frame().unwrap().unwrap(), b"a1 OK done\r\n");
+        assert_eq!(f.next_frame().unwrap(), None);
+        assert_eq!(f.buffered(), 7);
+        assert_eq!(f.consumed(), 24);
+    }
+
+    #[test]
+    fn literal_is_part_of_the_frame() {
+        let mut f = frag();
+        f.push(b"* 1 FETCH (BODY[] {5}\r\nab\r\n");
+        assert_eq!(f.next_frame().unwrap(), None);
+        f.push(b"c)\r\n* OK x\r\n");
+        assert_eq!(f.next_frame().unwrap().unwrap(), b"* 1 FETCH (BODY[] {5}\r\nab\r\nc)\r\n");
+        assert_eq!(f.next_frame().unwrap().unwrap(), b"* OK x\r\n");
+    }
+
+    #[test]
+    fn caps_are_enforced() {
+        let mut f = frag();
+        f.push(&[b'x'; 101]);
+        assert_eq!(f.next_frame(), Err(FrameError::LineTooLong { limit: 100 }));
+        let mut f = frag();
+        f.push(b"* 1 FETCH (BODY[] {1001}\r\n");
+        assert!(matches!(f.next_frame(), Err(FrameError::LiteralTooLarge { size: 1001, .. })));
+    }
+
+    #[test]
+    fn decodes_status_with_capability_code() {
+        let r = decode(b"* OK [CAPABILITY IMAP4rev1 AUTH=CRAM-MD5] Dovecot ready.\r\n").unwrap();
+        assert_eq!(
+            r,
+            Response::Status {
+                tag: None,
+                kind: StatusKind::Ok,
+                code: Some(Code::Capability(vec!["IMAP4rev1".into(), "AUTH=CRAM-MD5".into()])),
+                text: "Dovecot ready.".into()
+            }
+        );
+        assert!(matches!(decode(b"A0001 NO [AUTHENTICATIONFAILED] bad\r\n").unwrap(),
+            Response::Status { kind: StatusKind::No, code: Some(Code::Other(..)), .. }));
+        assert_eq!(decode(b"+ PDEyMz4=\r\n").unwrap(), Response::Continuation("PDEyMz4=".into()));
+        assert_eq!(decode(b"* 12 EXISTS\r\n").unwrap(), Response::Exists(12));
+        assert_eq!(decode(b"* CAPABILITY IMAP4rev1 STARTTLS\r\n").unwrap(),
+            Response::Capability(vec!["IMAP4rev1".into(), "STARTTLS".into()]));
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        for g in [&b"HTTP/1.1 200 OK\r\n"[..], b"\x16\x03\x01\x00\r\n", b"garbage\r\n", b"* \r\n", b"a1 PREAUTH x\r\n"] {
+            assert!(decode(g).is_err(), "{g:?}");
+        }
+    }
+
+    #[test]
+    fn strings_are_quoted_or_literal() {
+        assert_eq!(encode_string("alice"), Wire::Quoted("\"alice\"".into()));
+        assert_eq!(encode_string("a\"b\\c"), Wire::Quoted("\"a\\\"b\\\\c\"".into()));
+        assert_eq!(encode_string("pässword"), Wire::Literal("pässword".as_bytes().to_vec()));
+        assert!(!is_safe_text("a\r\nb"));
+        assert!(!is_safe_text("a\0"));
+        assert!(is_safe_text("ok pw"));
+    }
+}

@@ -1,0 +1,143 @@
+//! Runs one `Operation` over a `Transport`: writes what it queues, feeds it
+//! the frames the server sends, reports every line to the observer, and
+//! enforces the communications timeout. The transport is the only I/O.
+
+use super::codec::{decode, FrameError, Fragmentizer};
+use super::session::{Action, ImapSession, Operation, Outbox, Step};
+use crate::error::MailError;
+use std::time::Instant;
+
+/// Moves bytes to and from the server. The real one talks to the I/O thread;
+/// tests use a scripted one with a fake clock.
+pub trait Transport {
+    fn send(&mut self, bytes: &[u8]) -> Result<(), MailError>;
+    /// The next bytes from the server, or `Ok(None)` once `deadline` passed.
+    fn recv(&mut self, deadline: Option<Instant>) -> Result<Option<Vec<u8>>, MailError>;
+    /// Runs the TLS handshake. `consumed` is how many plaintext bytes the
+    /// protocol has read in all; the transport refuses if it received more
+    /// (bytes injected before the handshake). Returns a milestone text.
+    fn start_tls(&mut self, consumed: u64, deadline: Option<Instant>) -> Result<String, MailError>;
+    fn now(&self) -> Instant;
+}
+
+/// Receives what a command shows the caller.
+pub trait Observer {
+    fn status(&mut self, message: &str);
+    /// One response line (a whole frame, literals included) for the list.
+    fn response(&mut self, line: &str);
+}
+
+/// Longest server line echoed into a status message; the list gets it whole.
+const STATUS_LINE_MAX: usize = 1000;
+
+pub fn run<O: Operation>(
+    op: &mut O,
+    s: &mut ImapSession,
+    frag: &mut Fragmentizer,
+    t: &mut dyn Transport,
+    obs: &mut dyn Observer,
+) -> Result<O::Output, MailError> {
+    if let Some(e) = &s.broken {
+        return Err(MailError::Closed(format!("the connection failed earlier: {e}")));
+    }
+    let r = run_inner(op, s, frag, t, obs);
+    s.clock.stop();
+    if let Err(e) = &r {
+        if e.is_fatal_to_connection() {
+            s.broken = Some(e.clone());
+        }
+    }
+    r
+}
+
+fn run_inner<O: Operation>(
+    op: &mut O,
+    s: &mut ImapSession,
+    frag: &mut Fragmentizer,
+    t: &mut dyn Transport,
+    obs: &mut dyn Observer,
+) -> Result<O::Output, MailError> {
+    let mut out = Outbox::default();
+    s.clock.start(t.now());
+    let mut step = op.start(s, &mut out);
+    loop {
+        while let Some(action) = out.pop() {
+            match action {
+                Action::Send { wire, shown } => {
+                    obs.status(&format!("C: {shown}"));
+                    t.send(&wire)?;
+                }
+                Action::Status(m) => obs.status(&m),
+                Action::StartTls => {
+                    if frag.buffered() > 0 {
+                        return Err(MailError::Injection(format!(
+                            "{} bytes followed the STARTTLS reply in plaintext",
+                            frag.buffered()
+                        )));
+                    }
+                    obs.status("Starting the TLS handshake");
+                    let info = t.start_tls(frag.consumed(), s.clock.deadline())?;
+                    s.clock.touch(t.now());
+                    obs.status(&info);
+                    step = op.on_tls(s, &mut out);
+                }
+            }
+        }
+        if let Step::Done(r) = step {
+            return r;
+        }
+        let first = frag.consumed() == 0;
+        match frag.next_frame() {
+            Ok(Some(frame)) => {
+                let text = frame_text(&frame);
+                obs.response(&text);
+                obs.status(&format!("S: {}", shorten(&text)));
+                let r = decode(&frame).map_err(|e| {
+                    if first {
+                        MailError::BadResponse(format!("not an IMAP greeting: {}", e.0))
+                    } else {
+                        MailError::Syntax(e.0)
+                    }
+                })?;
+                s.observe(&r);
+                step = op.on_response(s, &r, &mut out);
+                continue;
+            }
+            Ok(None) => {}
+            Err(FrameError::LineTooLong { limit }) => {
+                return Err(MailError::LineTooLong(format!("more than {limit} bytes without a line end")))
+            }
+            Err(FrameError::LiteralTooLarge { size, limit }) => {
+                return Err(MailError::LineTooLong(format!("a literal of {size} bytes exceeds {limit}")))
+            }
+        }
+        if s.clock.expired(t.now()) {
+            return Err(MailError::Timeout(format!(
+                "{} ({} s without a reply)",
+                op.waiting_for(),
+                s.clock.timeout().as_secs()
+            )));
+        }
+        if let Some(bytes) = t.recv(s.clock.deadline())? {
+            s.clock.touch(t.now());
+            frag.push(&bytes);
+        }
+    }
+}
+
+fn frame_text(frame: &[u8]) -> String {
+    let f = frame.strip_suffix(b"\n").unwrap_or(frame);
+    let f = f.strip_suffix(b"\r").unwrap_or(f);
+    String::from_utf8_lossy(f).into_owned()
+}
+
+fn shorten(s: &str) -> String {
+    if s.len() <= STATUS_LINE_MAX {
+        return s.to_string();
+    }
+    let mut end = STATUS_LINE_MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &s[..end], s.len())
+}

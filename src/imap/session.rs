@@ -1,0 +1,348 @@
+//! The IMAP session core: state that lives as long as the connection, and
+//! the machinery every command shares. No I/O happens here: operations take
+//! decoded responses and the current time, and queue `Action`s for a driver.
+
+use super::codec::{encode_string, Code, Response, StatusKind, Wire};
+use crate::error::MailError;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// What an operation asks the driver to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Write these bytes; `shown` is the redacted form for status messages.
+    Send { wire: Vec<u8>, shown: String },
+    /// Start the TLS handshake now (the STARTTLS reply has been read).
+    StartTls,
+    /// A milestone for the status proc.
+    Status(String),
+}
+
+#[derive(Debug, Default)]
+pub struct Outbox(VecDeque<Action>);
+
+impl Outbox {
+    pub fn push(&mut self, a: Action) {
+        self.0.push_back(a);
+    }
+    pub fn status(&mut self, s: impl Into<String>) {
+        self.0.push_back(Action::Status(s.into()));
+    }
+    pub fn pop(&mut self) -> Option<Action> {
+        self.0.pop_front()
+    }
+}
+
+/// Where the connection is in the IMAP state diagram (RFC 3501 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    NotAuthenticated,
+    Authenticated,
+    Logout,
+}
+
+/// The communications timeout: every wait for the server ends by its
+/// deadline, which moves forward whenever the server sends something.
+/// Time is always passed in, so tests drive it with a fake clock.
+#[derive(Debug, Clone)]
+pub struct WaitClock {
+    timeout: Duration,
+    deadline: Option<Instant>,
+}
+
+impl WaitClock {
+    pub fn new(timeout: Duration) -> Self {
+        WaitClock { timeout, deadline: None }
+    }
+    pub fn start(&mut self, now: Instant) {
+        self.deadline = Some(now + self.timeout);
+    }
+    /// Called when bytes arrive: the server is alive.
+    pub fn touch(&mut self, now: Instant) {
+        if self.deadline.is_some() {
+            self.start(now);
+        }
+    }
+    pub fn stop(&mut self) {
+        self.deadline = None;
+    }
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+    pub fn expired(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| now >= d)
+    }
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+/// Connection-wide state shared by every command on the socket.
+#[derive(Debug)]
+pub struct ImapSession {
+    next_tag: u32,
+    /// Upper-cased capability names; empty until known.
+    pub caps: Vec<String>,
+    pub tls: bool,
+    pub phase: Phase,
+    pub clock: WaitClock,
+    /// Set when the server said BYE or the stream failed: no more commands.
+    pub broken: Option<MailError>,
+    /// Untagged EXISTS / RECENT seen so far (kept for the mailbox commands).
+    pub exists: Option<u32>,
+    pub recent: Option<u32>,
+}
+
+impl ImapSession {
+    pub fn new(timeout: Duration) -> Self {
+        ImapSession {
+            next_tag: 1,
+            caps: Vec::new(),
+            tls: false,
+            phase: Phase::NotAuthenticated,
+            clock: WaitClock::new(timeout),
+            broken: None,
+            exists: None,
+            recent: None,
+        }
+    }
+
+    pub fn has_cap(&self, name: &str) -> bool {
+        self.caps.iter().any(|c| c.eq_ignore_ascii_case(name))
+    }
+
+    pub fn set_caps(&mut self, caps: &[String]) {
+        self.caps = caps.iter().map(|c| c.to_ascii_uppercase()).collect();
+    }
+
+    /// Forgets everything learnt before TLS (RFC 3501 6.2.1: it may be forged).
+    pub fn forget_pre_tls_state(&mut self) {
+        self.caps.clear();
+        self.exists = None;
+        self.recent = None;
+    }
+
+    fn tag(&mut self) -> String {
+        let t = format!("A{:04}", self.next_tag);
+        self.next_tag += 1;
+        t
+    }
+
+    /// Reflects untagged data in the session; every operation calls this first.
+    pub fn observe(&mut self, r: &Response) {
+        match r {
+            Response::Capability(c) => self.set_caps(c),
+            Response::Status { code: Some(Code::Capability(c)), .. } => self.set_caps(c),
+            Response::Exists(n) => self.exists = Some(*n),
+            Response::Recent(n) => self.recent = Some(*n),
+            _ => {}
+        }
+    }
+
+    /// Starts a command: queues its first chunk and returns the handle that
+    /// sends the rest as the server asks for it.
+    pub fn send(&mut self, cmd: CommandLine, out: &mut Outbox) -> PendingCommand {
+        let tag = self.tag();
+        // LITERAL+ (RFC 7888) lets every literal go at once; LITERAL- only small ones.
+        let non_sync = |len: usize| self.has_cap("LITERAL+") || (self.has_cap("LITERAL-") && len <= 4096);
+        let mut chunks: VecDeque<(Vec<u8>, String)> = VecDeque::new();
+        let mut wire = format!("{tag} ").into_bytes();
+        let mut shown = format!("{tag} ");
+        for part in cmd.parts {
+            match part {
+                Part::Text { wire: w, shown: s } => {
+                    wire.extend_from_slice(w.as_bytes());
+                    shown.push_str(&s);
+                }
+                Part::Literal { bytes, shown: s } => {
+                    let plus = if non_sync(bytes.len()) { "+" } else { "" };
+                    let head = format!("{{{}{plus}}}\r\n", bytes.len());
+                    wire.extend_from_slice(head.as_bytes());
+                    shown.push_str(head.trim_end());
+                    if plus.is_empty() {
+                        // A synchronising literal: wait for "+" before the bytes.
+                        chunks.push_back((std::mem::take(&mut wire), std::mem::take(&mut shown)));
+                    } else {
+                        shown.push_str("\r\n");
+                    }
+                    wire.extend_from_slice(&bytes);
+                    shown.push_str(&s);
+                }
+            }
+        }
+        wire.extend_from_slice(b"\r\n");
+        chunks.push_back((wire, shown));
+        let mut pending = PendingCommand { tag, chunks };
+        pending.send_next(out);
+        pending
+    }
+}
+
+/// One piece of a command line.
+#[derive(Debug, Clone)]
+pub enum Part {
+    Text { wire: String, shown: String },
+    Literal { bytes: Vec<u8>, shown: String },
+}
+
+/// A command line under construction (without its tag).
+#[derive(Debug, Clone, Default)]
+pub struct CommandLine {
+    parts: Vec<Part>,
+}
+
+impl CommandLine {
+    pub fn new(verb: &str) -> Self {
+        CommandLine { parts: vec![Part::Text { wire: verb.into(), shown: verb.into() }] }
+    }
+    /// A word sent as is (atoms, mechanism names).
+    pub fn atom(mut self, a: &str) -> Self {
+        self.parts.push(Part::Text { wire: format!(" {a}"), shown: format!(" {a}") });
+        self
+    }
+    /// A string argument, quoted or literal as needed, shown as sent.
+    pub fn string(self, s: &str) -> Self {
+        self.string_shown(s, None)
+    }
+    /// A secret string argument: sent like `string`, shown as `<redacted>`.
+    pub fn secret(self, s: &str) -> Self {
+        self.string_shown(s, Some("<redacted>"))
+    }
+    fn string_shown(mut self, s: &str, mask: Option<&str>) -> Self {
+        self.parts.push(Part::Text { wire: " ".into(), shown: " ".into() });
+        match encode_string(s) {
+            Wire::Quoted(q) => {
+                let shown = mask.map(str::to_string).unwrap_or_else(|| q.clone());
+                self.parts.push(Part::Text { wire: q, shown });
+            }
+            Wire::Literal(bytes) => {
+                let shown = mask.map(str::to_string).unwrap_or_else(|| s.to_string());
+                self.parts.push(Part::Literal { bytes, shown });
+            }
+        }
+        self
+    }
+}
+
+/// A command in flight: its tag and the chunks still to send after `+`.
+#[derive(Debug)]
+pub struct PendingCommand {
+    pub tag: String,
+    chunks: VecDeque<(Vec<u8>, String)>,
+}
+
+impl PendingCommand {
+    fn send_next(&mut self, out: &mut Outbox) {
+        if let Some((wire, shown)) = self.chunks.pop_front() {
+            out.push(Action::Send { wire, shown });
+        }
+    }
+
+    /// Handles a continuation request; false when none was expected.
+    pub fn on_continuation(&mut self, out: &mut Outbox) -> bool {
+        if self.chunks.is_empty() {
+            return false;
+        }
+        self.send_next(out);
+        true
+    }
+
+    /// The tagged completion of this command, if `r` is it.
+    pub fn completion<'r>(&self, r: &'r Response) -> Option<(StatusKind, &'r str)> {
+        match r {
+            Response::Status { tag: Some(t), kind, text, .. } if *t == self.tag => Some((*kind, text)),
+            _ => None,
+        }
+    }
+}
+
+/// What an operation says after each input.
+#[derive(Debug)]
+pub enum Step<T> {
+    Continue,
+    Done(Result<T, MailError>),
+}
+
+/// One command's protocol logic, driven by responses.
+pub trait Operation {
+    type Output;
+    /// Queues the first commands (or finishes at once).
+    fn start(&mut self, s: &mut ImapSession, out: &mut Outbox) -> Step<Self::Output>;
+    /// Handles one decoded response. `observe` has already been applied.
+    fn on_response(&mut self, s: &mut ImapSession, r: &Response, out: &mut Outbox) -> Step<Self::Output>;
+    /// The TLS handshake the operation asked for has completed.
+    fn on_tls(&mut self, _s: &mut ImapSession, _out: &mut Outbox) -> Step<Self::Output> {
+        Step::Done(Err(MailError::Internal("unexpected TLS completion".into())))
+    }
+    /// For timeout messages: what the operation is waiting for.
+    fn waiting_for(&self) -> String;
+}
+
+/// The shared reaction to an untagged BYE in the middle of a command.
+pub fn bye_error(r: &Response) -> Option<MailError> {
+    match r {
+        Response::Status { tag: None, kind: StatusKind::Bye, text, .. } => Some(MailError::Bye(text.clone())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sends(out: &mut Outbox) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        while let Some(a) = out.pop() {
+            if let Action::Send { wire, shown } = a {
+                v.push((String::from_utf8(wire).unwrap(), shown));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn secrets_are_shown_redacted_and_literals_wait_for_continuation() {
+        let mut s = ImapSession::new(Duration::from_secs(60));
+        let mut out = Outbox::default();
+        let mut p = s.send(CommandLine::new("LOGIN").string("alice").secret("pässwörd"), &mut out);
+        let first = sends(&mut out);
+        assert_eq!(first, vec![("A0001 LOGIN \"alice\" {10}\r\n".into(), "A0001 LOGIN \"alice\" {10}".into())]);
+        assert!(p.on_continuation(&mut out));
+        let second = sends(&mut out);
+        assert_eq!(second[0].0, "pässwörd\r\n");
+        assert_eq!(second[0].1, "<redacted>");
+        assert!(!p.on_continuation(&mut out));
+
+        let mut p = s.send(CommandLine::new("LOGIN").string("bob").secret("x\"y"), &mut out);
+        let one = sends(&mut out);
+        assert_eq!(one[0].0, "A0002 LOGIN \"bob\" \"x\\\"y\"\r\n");
+        assert_eq!(one[0].1, "A0002 LOGIN \"bob\" <redacted>");
+        assert!(!p.on_continuation(&mut out));
+    }
+
+    #[test]
+    fn literal_plus_sends_in_one_write() {
+        let mut s = ImapSession::new(Duration::from_secs(60));
+        s.set_caps(&["LITERAL+".to_string()]);
+        let mut out = Outbox::default();
+        s.send(CommandLine::new("LOGIN").string("ü").secret("pw"), &mut out);
+        let one = sends(&mut out);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].0, "A0001 LOGIN {2+}\r\nü \"pw\"\r\n");
+        assert!(!one[0].1.contains("pw"));
+    }
+
+    #[test]
+    fn wait_clock_expires_and_is_refreshed_by_traffic() {
+        let t0 = Instant::now();
+        let mut c = WaitClock::new(Duration::from_secs(10));
+        assert!(!c.expired(t0 + Duration::from_secs(100)), "not waiting");
+        c.start(t0);
+        assert!(!c.expired(t0 + Duration::from_secs(9)));
+        c.touch(t0 + Duration::from_secs(9));
+        assert!(!c.expired(t0 + Duration::from_secs(18)));
+        assert!(c.expired(t0 + Duration::from_secs(19)));
+        c.stop();
+        assert_eq!(c.deadline(), None);
+    }
+}

@@ -1,0 +1,7 @@
+//! Networking: server addresses, the I/O thread, TLS, and the caller-side
+//! connection that the protocol driver uses as its transport.
+
+pub mod address;
+pub mod connection;
+pub mod reactor;
+pub mod tls;

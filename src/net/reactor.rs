@@ -1,0 +1,326 @@
+//! The I/O thread. It owns every socket, moves bytes between sockets and
+//! callers' channels, and runs TLS handshakes; it knows nothing of IMAP.
+//! One thread serves all connections, so an idle connection costs no thread.
+
+use super::tls::classify_failure;
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token, Waker};
+use openssl::ssl::{HandshakeError, MidHandshakeSslStream, Ssl, SslStream};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+const WAKER: Token = Token(usize::MAX);
+/// Bytes delivered to a caller but not yet taken before reading pauses.
+pub const READ_PAUSE_AT: usize = 4 * 1024 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Back-pressure between the I/O thread and the caller of one connection.
+#[derive(Debug, Default)]
+pub struct Flow {
+    pub queued: AtomicUsize,
+    pub paused: AtomicBool,
+}
+
+pub enum Request {
+    Connect { id: usize, addr: SocketAddr, events: Sender<Event>, flow: Arc<Flow> },
+    Send { id: usize, bytes: Vec<u8> },
+    /// Start TLS; refused when more than `consumed` plaintext bytes arrived.
+    StartTls { id: usize, ssl: Box<Ssl>, consumed: u64, host: String },
+    Resume { id: usize },
+    Close { id: usize },
+}
+
+#[derive(Debug)]
+pub struct TlsInfo {
+    pub version: String,
+    pub cipher: String,
+    pub resumed: bool,
+}
+
+#[derive(Debug)]
+pub enum Event {
+    Connected { peer: SocketAddr },
+    Data(Vec<u8>),
+    TlsDone(Result<TlsInfo, crate::error::MailError>),
+    /// The server closed the connection.
+    Closed,
+    Failed(io::Error),
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Handshaking(MidHandshakeSslStream<TcpStream>, String),
+    Tls(Box<SslStream<TcpStream>>),
+    Gone,
+}
+
+impl Stream {
+    fn tcp(&mut self) -> Option<&mut TcpStream> {
+        match self {
+            Stream::Plain(s) => Some(s),
+            Stream::Handshaking(m, _) => Some(m.get_mut()),
+            Stream::Tls(s) => Some(s.get_mut()),
+            Stream::Gone => None,
+        }
+    }
+}
+
+struct Conn {
+    stream: Stream,
+    events: Sender<Event>,
+    flow: Arc<Flow>,
+    connecting: bool,
+    out: Vec<u8>,
+    received: u64,
+}
+
+/// The handle callers use: requests go through a channel, then a wake-up.
+#[derive(Clone)]
+pub struct Io {
+    requests: Sender<Request>,
+    waker: Arc<Waker>,
+    next_id: Arc<AtomicUsize>,
+}
+
+impl Io {
+    /// The process-wide I/O thread, started on first use.
+    pub fn global() -> &'static Io {
+        static IO: OnceLock<Io> = OnceLock::new();
+        IO.get_or_init(|| Io::start().expect("cannot start the mailext I/O thread"))
+    }
+
+    fn start() -> io::Result<Io> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        std::thread::Builder::new().name("mailext-io".into()).spawn(move || Reactor::new(poll, rx).run())?;
+        Ok(Io { requests: tx, waker, next_id: Arc::new(AtomicUsize::new(1)) })
+    }
+
+    pub fn new_id(&self) -> usize {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn request(&self, r: Request) {
+        // The I/O thread never exits, so neither of these can fail in practice.
+        let _ = self.requests.send(r);
+        let _ = self.waker.wake();
+    }
+}
+
+struct Reactor {
+    poll: Poll,
+    requests: Receiver<Request>,
+    conns: HashMap<usize, Conn>,
+    buf: Vec<u8>,
+}
+
+impl Reactor {
+    fn new(poll: Poll, requests: Receiver<Request>) -> Self {
+        Reactor { poll, requests, conns: HashMap::new(), buf: vec![0; READ_CHUNK] }
+    }
+
+    fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, None) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // Nothing sensible is left to do; callers see their channels close.
+                return;
+            }
+            for ev in events.iter() {
+                if ev.token() == WAKER {
+                    continue;
+                }
+                self.ready(ev.token().0);
+            }
+            while let Ok(r) = self.requests.try_recv() {
+                self.handle(r);
+            }
+        }
+    }
+
+    fn handle(&mut self, r: Request) {
+        match r {
+            Request::Connect { id, addr, events, flow } => match TcpStream::connect(addr) {
+                Ok(mut s) => {
+                    let reg = self.poll.registry().register(&mut s, Token(id), Interest::READABLE | Interest::WRITABLE);
+                    if let Err(e) = reg {
+                        let _ = events.send(Event::Failed(e));
+                        return;
+                    }
+                    let conn = Conn { stream: Stream::Plain(s), events, flow, connecting: true, out: Vec::new(), received: 0 };
+                    self.conns.insert(id, conn);
+                }
+                Err(e) => {
+                    let _ = events.send(Event::Failed(e));
+                }
+            },
+            Request::Send { id, bytes } => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.out.extend_from_slice(&bytes);
+                    self.ready(id);
+                }
+            }
+            Request::StartTls { id, ssl, consumed, host } => self.start_tls(id, *ssl, consumed, host),
+            Request::Resume { id } => self.ready(id),
+            Request::Close { id } => self.close(id),
+        }
+    }
+
+    fn close(&mut self, id: usize) {
+        if let Some(mut c) = self.conns.remove(&id) {
+            if let Stream::Tls(s) = &mut c.stream {
+                let _ = s.shutdown(); // best effort close_notify; never waits
+            }
+            if let Some(tcp) = c.stream.tcp() {
+                let _ = self.poll.registry().deregister(tcp);
+            }
+        }
+    }
+
+    /// Ends a connection with a final event for its owner.
+    fn fail(&mut self, id: usize, ev: Event) {
+        if let Some(c) = self.conns.get(&id) {
+            let _ = c.events.send(ev);
+        }
+        self.close(id);
+    }
+
+    fn start_tls(&mut self, id: usize, ssl: Ssl, consumed: u64, host: String) {
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        // Catch bytes already in the kernel: anything past the reply is injected.
+        if let Stream::Plain(tcp) = &mut c.stream {
+            let mut probe = [0u8; 1];
+            match tcp.read(&mut probe) {
+                Ok(n) if n > 0 => c.received += n as u64,
+                _ => {}
+            }
+        }
+        if c.received != consumed {
+            let extra = c.received.saturating_sub(consumed);
+            let e = crate::error::MailError::Injection(format!("{extra} plaintext byte(s) arrived before the handshake"));
+            return self.fail(id, Event::TlsDone(Err(e)));
+        }
+        let Stream::Plain(tcp) = std::mem::replace(&mut c.stream, Stream::Gone) else {
+            let e = crate::error::MailError::AlreadySecure;
+            return self.fail(id, Event::TlsDone(Err(e)));
+        };
+        self.handshake(id, ssl.connect(tcp), host);
+    }
+
+    fn handshake(&mut self, id: usize, r: Result<SslStream<TcpStream>, HandshakeError<TcpStream>>, host: String) {
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        match r {
+            Ok(s) => {
+                let info = TlsInfo {
+                    version: s.ssl().version_str().to_string(),
+                    cipher: s.ssl().current_cipher().map(|c| c.name().to_string()).unwrap_or_default(),
+                    resumed: s.ssl().session_reused(),
+                };
+                c.stream = Stream::Tls(Box::new(s));
+                let _ = c.events.send(Event::TlsDone(Ok(info)));
+                self.ready(id);
+            }
+            Err(HandshakeError::WouldBlock(mid)) => c.stream = Stream::Handshaking(mid, host),
+            Err(HandshakeError::Failure(mid)) => {
+                let detail = mid.error().to_string();
+                let e = classify_failure(mid.ssl().verify_result(), &detail, &host);
+                c.stream = Stream::Handshaking(mid, host);
+                self.fail(id, Event::TlsDone(Err(e)));
+            }
+            Err(HandshakeError::SetupFailure(e)) => {
+                let e = crate::error::MailError::TlsSetup(e.to_string());
+                self.fail(id, Event::TlsDone(Err(e)));
+            }
+        }
+    }
+
+    /// Makes all the progress the socket allows: connect, handshake, write, read.
+    fn ready(&mut self, id: usize) {
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        if c.connecting {
+            let Stream::Plain(tcp) = &mut c.stream else { return };
+            match tcp.take_error() {
+                Ok(Some(e)) | Err(e) => return self.fail(id, Event::Failed(e)),
+                Ok(None) => {}
+            }
+            match tcp.peer_addr() {
+                Ok(peer) => {
+                    c.connecting = false;
+                    let _ = tcp.set_nodelay(true);
+                    let _ = c.events.send(Event::Connected { peer });
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => return self.fail(id, Event::Failed(e)),
+            }
+        }
+        if let Stream::Handshaking(..) = c.stream {
+            let Stream::Handshaking(mid, host) = std::mem::replace(&mut c.stream, Stream::Gone) else { unreachable!() };
+            return self.handshake(id, mid.handshake(), host);
+        }
+        if let Err(e) = flush(c) {
+            return self.fail(id, Event::Failed(e));
+        }
+        match read_available(c, &mut self.buf) {
+            Ok(true) => {}
+            Ok(false) => self.fail(id, Event::Closed),
+            Err(e) => self.fail(id, Event::Failed(e)),
+        }
+    }
+}
+
+fn flush(c: &mut Conn) -> io::Result<()> {
+    let mut written = 0;
+    while written < c.out.len() {
+        let r = match &mut c.stream {
+            Stream::Plain(s) => s.write(&c.out[written..]),
+            Stream::Tls(s) => s.write(&c.out[written..]),
+            _ => break,
+        };
+        match r {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the connection accepts no more data")),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    c.out.drain(..written);
+    Ok(())
+}
+
+/// Reads until the socket would block (edge-triggered) or the caller's
+/// queue is full. Ok(false) when the server closed the connection.
+fn read_available(c: &mut Conn, buf: &mut [u8]) -> io::Result<bool> {
+    loop {
+        if c.flow.queued.load(Ordering::Acquire) >= READ_PAUSE_AT {
+            c.flow.paused.store(true, Ordering::Release);
+            return Ok(true);
+        }
+        let r = match &mut c.stream {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+            _ => return Ok(true),
+        };
+        match r {
+            Ok(0) => return Ok(false),
+            Ok(n) => {
+                c.received += n as u64;
+                c.flow.queued.fetch_add(n, Ordering::AcqRel);
+                let _ = c.events.send(Event::Data(buf[..n].to_vec()));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // A TLS peer that drops TCP without close_notify has still closed.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+}
