@@ -46,5 +46,8 @@ pub fn get(name: &str) -> Result<i64, MailError> {
 }
 
 fn unknown(name: &str) -> MailError {
-    MailError::BadValue(format!("unknown setting {name:?}; known: {}", NAMES.join(", ")))
+    MailError::BadValue(format!(
+        "unknown setting {name:?}; known: {}",
+        NAMES.join(", ")
+    ))
 }

@@ -120,7 +120,10 @@ pub const CODES: &[(i32, &str)] = &[
     (-1113, "Server certificate does not match the host name"),
     (-1114, "The server does not offer STARTTLS"),
     (-1115, "The server refused STARTTLS"),
-    (-1116, "Response injection: data arrived between the STARTTLS reply and the TLS handshake"),
+    (
+        -1116,
+        "Response injection: data arrived between the STARTTLS reply and the TLS handshake",
+    ),
     (-1117, "PREAUTH greeting: STARTTLS is impossible"),
     (-1118, "TLS could not be set up (certificates or library)"),
     (-1120, "Authentication failed"),
@@ -190,7 +193,10 @@ impl MailError {
 
     /// Errors after which the connection cannot be used again.
     pub fn is_fatal_to_connection(&self) -> bool {
-        !matches!(self, MailError::CommandFailed(_) | MailError::SocketBusy | MailError::BadValue(_))
+        !matches!(
+            self,
+            MailError::CommandFailed(_) | MailError::SocketBusy | MailError::BadValue(_)
+        )
     }
 }
 

@@ -25,10 +25,11 @@ macro_rules! ffi_boundary {
     };
 }
 
-const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
-    Ok(v) => v,
-    Err(_) => panic!("version contains NUL"),
-};
+const VERSION: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(v) => v,
+        Err(_) => panic!("version contains NUL"),
+    };
 
 static PLUGIN: MailextPlugin = MailextPlugin {
     struct_size: std::mem::size_of::<MailextPlugin>() as u32,
@@ -48,7 +49,10 @@ static PLUGIN: MailextPlugin = MailextPlugin {
 /// # Safety
 /// `host` must be NULL or point to a `MailextHostInfo`; `refusal` NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn mailext_entry(host: *const MailextHostInfo, refusal: *mut *const c_char) -> *const MailextPlugin {
+pub unsafe extern "C" fn mailext_entry(
+    host: *const MailextHostInfo,
+    refusal: *mut *const c_char,
+) -> *const MailextPlugin {
     ffi_boundary!(std::ptr::null(), {
         let refuse = |why: &'static CStr| {
             if !refusal.is_null() {
@@ -70,13 +74,20 @@ pub unsafe extern "C" fn mailext_entry(host: *const MailextHostInfo, refusal: *m
     })
 }
 
-unsafe extern "C" fn call(index: u32, args: *const MailextValue, argc: u32, host: *const MailextHostCallbacks) -> i32 {
+unsafe extern "C" fn call(
+    index: u32,
+    args: *const MailextValue,
+    argc: u32,
+    host: *const MailextHostCallbacks,
+) -> i32 {
     ffi_boundary!(MAILEXT_ERR_INTERNAL, {
         if host.is_null() {
             return MAILEXT_ERR_PARAM_INFO;
         }
         let cb = &*host;
-        if (cb.struct_size as usize) < std::mem::size_of::<MailextHostCallbacks>() || cb.set_return.is_none() {
+        if (cb.struct_size as usize) < std::mem::size_of::<MailextHostCallbacks>()
+            || cb.set_return.is_none()
+        {
             return MAILEXT_ERR_PARAM_INFO;
         }
         if index as usize >= COMMAND_COUNT {

@@ -7,6 +7,10 @@ use crate::imap::driver::Observer;
 use plugin_abi::*;
 use std::ffi::{c_void, CStr};
 
+/// A host list handle, only obtainable from a checked List argument.
+#[derive(Clone, Copy)]
+pub struct ListHandle(*mut c_void);
+
 /// A typed, checked view of one call.
 pub struct HostCall<'a> {
     args: Vec<MailextValue>,
@@ -17,7 +21,9 @@ pub struct HostCall<'a> {
 
 fn param_name(p: &MailextParam) -> String {
     // SAFETY: table names are static C strings.
-    unsafe { CStr::from_ptr(p.name) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(p.name) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn kinds_text(kinds: u32) -> String {
@@ -29,7 +35,11 @@ fn kinds_text(kinds: u32) -> String {
         (MAILEXT_KIND_LIST, "List"),
         (MAILEXT_KIND_PROC, "method name"),
     ];
-    let v: Vec<&str> = names.iter().filter(|(k, _)| kinds & k != 0).map(|(_, n)| *n).collect();
+    let v: Vec<&str> = names
+        .iter()
+        .filter(|(k, _)| kinds & k != 0)
+        .map(|(_, n)| *n)
+        .collect();
     v.join(" or ")
 }
 
@@ -46,19 +56,27 @@ impl<'a> HostCall<'a> {
         params: &'static [MailextParam],
     ) -> Result<Self, MailError> {
         if argc as usize > params.len() {
-            return Err(MailError::ParamCount(format!("{argc} given, at most {} accepted", params.len())));
+            return Err(MailError::ParamCount(format!(
+                "{argc} given, at most {} accepted",
+                params.len()
+            )));
         }
         if argc > 0 && args.is_null() {
             return Err(MailError::ParamInfo("the argument array is NULL".into()));
         }
         let mut values = Vec::with_capacity(argc as usize);
-        let stride = if argc > 0 { (*args).struct_size as usize } else { 0 };
+        let stride = if argc > 0 {
+            (*args).struct_size as usize
+        } else {
+            0
+        };
         if argc > 0 && stride < std::mem::size_of::<MailextValue>() {
-            return Err(MailError::ParamInfo(format!("argument struct_size {stride} is too small")));
+            return Err(MailError::ParamInfo(format!(
+                "argument struct_size {stride} is too small"
+            )));
         }
-        for i in 0..argc as usize {
+        for (i, p) in params.iter().enumerate().take(argc as usize) {
             let v = *((args as *const u8).add(i * stride) as *const MailextValue);
-            let p = &params[i];
             let name = param_name(p);
             if v.kind != MAILEXT_KIND_NONE && v.kind & p.kinds != v.kind {
                 return Err(MailError::ParamType(format!(
@@ -67,21 +85,39 @@ impl<'a> HostCall<'a> {
                     kinds_text(p.kinds)
                 )));
             }
-            if v.kind & (MAILEXT_KIND_CHARACTER | MAILEXT_KIND_BINARY | MAILEXT_KIND_PROC) != 0 && v.data.is_null() && v.len > 0 {
-                return Err(MailError::ParamInfo(format!("argument {} ({name}) has NULL data", i + 1)));
+            if v.kind & (MAILEXT_KIND_CHARACTER | MAILEXT_KIND_BINARY | MAILEXT_KIND_PROC) != 0
+                && v.data.is_null()
+                && v.len > 0
+            {
+                return Err(MailError::ParamInfo(format!(
+                    "argument {} ({name}) has NULL data",
+                    i + 1
+                )));
             }
             if v.kind == MAILEXT_KIND_LIST && v.list.is_null() {
-                return Err(MailError::ParamInfo(format!("argument {} ({name}) is a NULL list", i + 1)));
+                return Err(MailError::ParamInfo(format!(
+                    "argument {} ({name}) is a NULL list",
+                    i + 1
+                )));
             }
             values.push(v);
         }
         for (i, p) in params.iter().enumerate() {
             let given = values.get(i).is_some_and(|v| v.kind != MAILEXT_KIND_NONE);
             if p.flags & MAILEXT_PARAM_OPTIONAL == 0 && !given {
-                return Err(MailError::ParamCount(format!("argument {} ({}) is required", i + 1, param_name(p))));
+                return Err(MailError::ParamCount(format!(
+                    "argument {} ({}) is required",
+                    i + 1,
+                    param_name(p)
+                )));
             }
         }
-        let mut call = HostCall { args: values, cb, params, stsproc: None };
+        let mut call = HostCall {
+            args: values,
+            cb,
+            params,
+            stsproc: None,
+        };
         if let Some(i) = params.iter().position(|p| p.kinds & MAILEXT_KIND_PROC != 0) {
             call.stsproc = call.string(i)?.filter(|s| !s.is_empty());
         }
@@ -107,9 +143,14 @@ impl<'a> HostCall<'a> {
 
     /// A Character (or method name) argument.
     pub fn string(&self, i: usize) -> Result<Option<String>, MailError> {
-        let Some(v) = self.given(i) else { return Ok(None) };
+        let Some(v) = self.given(i) else {
+            return Ok(None);
+        };
         if v.kind & (MAILEXT_KIND_CHARACTER | MAILEXT_KIND_PROC) == 0 {
-            return Err(MailError::ParamType(format!("{} must be Character", self.name(i))));
+            return Err(MailError::ParamType(format!(
+                "{} must be Character",
+                self.name(i)
+            )));
         }
         String::from_utf8(self.bytes(v).to_vec())
             .map(Some)
@@ -118,32 +159,50 @@ impl<'a> HostCall<'a> {
 
     /// An Integer argument; a Boolean counts as 0 / 1.
     pub fn integer(&self, i: usize) -> Result<Option<i64>, MailError> {
-        let Some(v) = self.given(i) else { return Ok(None) };
+        let Some(v) = self.given(i) else {
+            return Ok(None);
+        };
         match (v.kind, v.integer) {
             (MAILEXT_KIND_INTEGER, n) => Ok(Some(n)),
             (MAILEXT_KIND_BOOLEAN, MAILEXT_FALSE) => Ok(Some(0)),
             (MAILEXT_KIND_BOOLEAN, MAILEXT_TRUE) => Ok(Some(1)),
-            (MAILEXT_KIND_BOOLEAN, _) => Err(MailError::BadValue(format!("{} cannot be kUnknown", self.name(i)))),
-            _ => Err(MailError::ParamType(format!("{} must be Integer", self.name(i)))),
+            (MAILEXT_KIND_BOOLEAN, _) => Err(MailError::BadValue(format!(
+                "{} cannot be kUnknown",
+                self.name(i)
+            ))),
+            _ => Err(MailError::ParamType(format!(
+                "{} must be Integer",
+                self.name(i)
+            ))),
         }
     }
 
     /// A Boolean argument (Integer 0 / 1 accepted); None when not given.
     pub fn boolean(&self, i: usize) -> Result<Option<i64>, MailError> {
-        let Some(v) = self.given(i) else { return Ok(None) };
+        let Some(v) = self.given(i) else {
+            return Ok(None);
+        };
         match (v.kind, v.integer) {
-            (MAILEXT_KIND_BOOLEAN, b @ (MAILEXT_FALSE | MAILEXT_TRUE | MAILEXT_UNKNOWN)) => Ok(Some(b)),
-            (MAILEXT_KIND_INTEGER, b @ (0 | 1)) => Ok(Some(b)),
-            (MAILEXT_KIND_BOOLEAN | MAILEXT_KIND_INTEGER, n) => {
-                Err(MailError::BadValue(format!("{} must be kTrue or kFalse, not {n}", self.name(i))))
+            (MAILEXT_KIND_BOOLEAN, b @ (MAILEXT_FALSE | MAILEXT_TRUE | MAILEXT_UNKNOWN)) => {
+                Ok(Some(b))
             }
-            _ => Err(MailError::ParamType(format!("{} must be Boolean", self.name(i)))),
+            (MAILEXT_KIND_INTEGER, b @ (0 | 1)) => Ok(Some(b)),
+            (MAILEXT_KIND_BOOLEAN | MAILEXT_KIND_INTEGER, n) => Err(MailError::BadValue(format!(
+                "{} must be kTrue or kFalse, not {n}",
+                self.name(i)
+            ))),
+            _ => Err(MailError::ParamType(format!(
+                "{} must be Boolean",
+                self.name(i)
+            ))),
         }
     }
 
     /// A list argument's handle.
-    pub fn list(&self, i: usize) -> Option<*mut c_void> {
-        self.given(i).filter(|v| v.kind == MAILEXT_KIND_LIST).map(|v| v.list)
+    pub fn list(&self, i: usize) -> Option<ListHandle> {
+        self.given(i)
+            .filter(|v| v.kind == MAILEXT_KIND_LIST)
+            .map(|v| ListHandle(v.list))
     }
 
     pub fn set_return(&self, v: &MailextValue) -> i32 {
@@ -155,38 +214,70 @@ impl<'a> HostCall<'a> {
     }
 
     pub fn set_output(&self, i: usize, v: &MailextValue) -> Result<(), MailError> {
-        let f = self.cb.set_output.ok_or_else(|| MailError::ParamInfo("the host has no set_output".into()))?;
+        let f = self
+            .cb
+            .set_output
+            .ok_or_else(|| MailError::ParamInfo("the host has no set_output".into()))?;
         match unsafe { f(self.cb.ctx, i as u32, v) } {
             MAILEXT_OK => Ok(()),
-            rc => Err(MailError::BadList(format!("the host refused {} ({rc})", self.name(i)))),
+            rc => Err(MailError::BadList(format!(
+                "the host refused {} ({rc})",
+                self.name(i)
+            ))),
         }
     }
 
     /// Clears `list` and gives it these (name, kind) columns.
-    pub fn define_list(&self, list: *mut c_void, columns: &[(&'static CStr, u32)]) -> Result<(), MailError> {
-        let f = self.cb.list_define.ok_or_else(|| MailError::BadList("the host has no list_define".into()))?;
+    pub fn define_list(
+        &self,
+        list: ListHandle,
+        columns: &[(&'static CStr, u32)],
+    ) -> Result<(), MailError> {
+        let f = self
+            .cb
+            .list_define
+            .ok_or_else(|| MailError::BadList("the host has no list_define".into()))?;
         let cols: Vec<MailextColumn> = columns
             .iter()
-            .map(|(n, k)| MailextColumn { struct_size: std::mem::size_of::<MailextColumn>() as u32, kind: *k, name: n.as_ptr() })
+            .map(|(n, k)| MailextColumn {
+                struct_size: std::mem::size_of::<MailextColumn>() as u32,
+                kind: *k,
+                name: n.as_ptr(),
+            })
             .collect();
-        match unsafe { f(self.cb.ctx, list, cols.as_ptr(), cols.len() as u32) } {
+        match unsafe { f(self.cb.ctx, list.0, cols.as_ptr(), cols.len() as u32) } {
             MAILEXT_OK => Ok(()),
-            rc => Err(MailError::BadList(format!("the host could not define the list ({rc})"))),
+            rc => Err(MailError::BadList(format!(
+                "the host could not define the list ({rc})"
+            ))),
         }
     }
 
-    pub fn append_row(&self, list: *mut c_void, cells: &[MailextValue]) -> Result<(), MailError> {
-        let f = self.cb.list_append.ok_or_else(|| MailError::BadList("the host has no list_append".into()))?;
-        match unsafe { f(self.cb.ctx, list, cells.as_ptr(), cells.len() as u32) } {
+    pub fn append_row(&self, list: ListHandle, cells: &[MailextValue]) -> Result<(), MailError> {
+        let f = self
+            .cb
+            .list_append
+            .ok_or_else(|| MailError::BadList("the host has no list_append".into()))?;
+        match unsafe { f(self.cb.ctx, list.0, cells.as_ptr(), cells.len() as u32) } {
             MAILEXT_OK => Ok(()),
-            rc => Err(MailError::BadList(format!("the host refused a list row ({rc})"))),
+            rc => Err(MailError::BadList(format!(
+                "the host refused a list row ({rc})"
+            ))),
         }
     }
 
     /// Sends a status message to the stsproc, if one was given.
     pub fn status(&self, message: &str) {
         if let (Some(p), Some(f)) = (&self.stsproc, self.cb.status) {
-            unsafe { f(self.cb.ctx, p.as_ptr(), p.len(), message.as_ptr(), message.len()) };
+            unsafe {
+                f(
+                    self.cb.ctx,
+                    p.as_ptr(),
+                    p.len(),
+                    message.as_ptr(),
+                    message.len(),
+                )
+            };
         }
     }
 }
@@ -195,16 +286,20 @@ impl<'a> HostCall<'a> {
 /// and response lines to the response list (cleared first).
 pub struct CommandObserver<'c, 'a> {
     call: &'c HostCall<'a>,
-    list: Option<*mut c_void>,
+    list: Option<ListHandle>,
     list_failed: bool,
 }
 
 impl<'c, 'a> CommandObserver<'c, 'a> {
-    pub fn new(call: &'c HostCall<'a>, list: Option<*mut c_void>) -> Result<Self, MailError> {
+    pub fn new(call: &'c HostCall<'a>, list: Option<ListHandle>) -> Result<Self, MailError> {
         if let Some(l) = list {
             call.define_list(l, &[(c"response", MAILEXT_KIND_CHARACTER)])?;
         }
-        Ok(CommandObserver { call, list, list_failed: false })
+        Ok(CommandObserver {
+            call,
+            list,
+            list_failed: false,
+        })
     }
 }
 
@@ -219,7 +314,8 @@ impl Observer for CommandObserver<'_, '_> {
             if self.call.append_row(l, &[cell]).is_err() {
                 // Keep the protocol going; the caller learns of it in the status.
                 self.list_failed = true;
-                self.call.status("The host refused a response list row; the rest are not stored");
+                self.call
+                    .status("The host refused a response list row; the rest are not stored");
             }
         }
     }

@@ -29,12 +29,19 @@ pub type SocketGuard<'a> = MutexGuard<'a, ImapSocket>;
 
 impl SocketTable {
     pub const fn new() -> Self {
-        SocketTable { map: RwLock::new(None), next: AtomicI64::new(1) }
+        SocketTable {
+            map: RwLock::new(None),
+            next: AtomicI64::new(1),
+        }
     }
 
     pub fn insert(&self, s: ImapSocket) -> i64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.map.write().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(HashMap::new).insert(id, Arc::new(Mutex::new(s)));
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(HashMap::new)
+            .insert(id, Arc::new(Mutex::new(s)));
         id
     }
 
@@ -55,7 +62,11 @@ impl SocketTable {
     }
 
     pub fn len(&self) -> usize {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, HashMap::len)
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(0, HashMap::len)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -77,7 +88,9 @@ pub fn lock(entry: &Mutex<ImapSocket>, id: i64) -> Result<SocketGuard<'_>, MailE
         // A command panicked while holding it: the stream state is unknown.
         Err(TryLockError::Poisoned(p)) => {
             let mut g = p.into_inner();
-            g.session.broken.get_or_insert(MailError::Internal("an earlier command failed internally".into()));
+            g.session.broken.get_or_insert(MailError::Internal(
+                "an earlier command failed internally".into(),
+            ));
             g
         }
     };

@@ -161,7 +161,11 @@ impl Plugin {
         let api = unsafe { entry(&info, &mut refusal) };
         if api.is_null() {
             let why = unsafe { cstr(refusal) };
-            return Err(LoadError::Refused(if why.is_empty() { "no reason given".into() } else { why }));
+            return Err(LoadError::Refused(if why.is_empty() {
+                "no reason given".into()
+            } else {
+                why
+            }));
         }
         let p = unsafe { &*api };
         let min = std::mem::offset_of!(MailextPlugin, last_error) + std::mem::size_of::<usize>();
@@ -174,10 +178,16 @@ impl Plugin {
         let mut commands = Vec::new();
         for i in 0..p.command_count as usize {
             // Strided by struct_size so a newer plugin's longer structs still read.
-            let c = unsafe { &*((p.commands as *const u8).add(i * (*p.commands).struct_size as usize) as *const MailextCommand) };
+            let c = unsafe {
+                &*((p.commands as *const u8).add(i * (*p.commands).struct_size as usize)
+                    as *const MailextCommand)
+            };
             let mut params = Vec::new();
             for j in 0..c.param_count as usize {
-                let q = unsafe { &*((c.params as *const u8).add(j * (*c.params).struct_size as usize) as *const MailextParam) };
+                let q = unsafe {
+                    &*((c.params as *const u8).add(j * (*c.params).struct_size as usize)
+                        as *const MailextParam)
+                };
                 params.push(ParamInfo {
                     name: unsafe { cstr(q.name) },
                     kinds: q.kinds,
@@ -217,11 +227,10 @@ impl Plugin {
     pub fn call(&self, name: &str, args: &mut [HostValue]) -> CallOutcome {
         match self.command(name) {
             Some((index, _)) => self.call_index(index, args),
-            None => {
-                let mut o = CallOutcome::default();
-                o.ret = Some(HostValue::Integer(MAILEXT_ERR_UNKNOWN_COMMAND as i64));
-                o
-            }
+            None => CallOutcome {
+                ret: Some(HostValue::Integer(MAILEXT_ERR_UNKNOWN_COMMAND as i64)),
+                ..CallOutcome::default()
+            },
         }
     }
 
@@ -237,7 +246,9 @@ impl Plugin {
                     Tri::True => MAILEXT_TRUE,
                     Tri::Unknown => MAILEXT_UNKNOWN,
                 }),
-                HostValue::Character(s) => MailextValue::bytes(MAILEXT_KIND_CHARACTER, s.as_bytes()),
+                HostValue::Character(s) => {
+                    MailextValue::bytes(MAILEXT_KIND_CHARACTER, s.as_bytes())
+                }
                 HostValue::Binary(b) => MailextValue::bytes(MAILEXT_KIND_BINARY, b),
                 HostValue::Proc(s) => MailextValue::bytes(MAILEXT_KIND_PROC, s.as_bytes()),
                 HostValue::List(l) => {
@@ -247,7 +258,11 @@ impl Plugin {
                 }
             })
             .collect();
-        let mut ctx = CallCtx { outcome: CallOutcome::default(), lists, argc: raw.len() as u32 };
+        let mut ctx = CallCtx {
+            outcome: CallOutcome::default(),
+            lists,
+            argc: raw.len() as u32,
+        };
         let cb = MailextHostCallbacks {
             struct_size: std::mem::size_of::<MailextHostCallbacks>() as u32,
             _reserved: 0,
@@ -265,7 +280,9 @@ impl Plugin {
         if rc != MAILEXT_OK {
             outcome.ret = Some(HostValue::Integer(rc as i64));
         } else if outcome.ret.is_none() {
-            outcome.host_error.get_or_insert_with(|| "plugin returned OK without a return value".into());
+            outcome
+                .host_error
+                .get_or_insert_with(|| "plugin returned OK without a return value".into());
         }
         for (i, v) in &outcome.outputs {
             if let Some(slot) = args.get_mut(*i as usize) {
@@ -370,7 +387,12 @@ unsafe extern "C" fn cb_set_output(c: *mut c_void, i: u32, v: *const MailextValu
     }
 }
 
-unsafe extern "C" fn cb_list_define(c: *mut c_void, l: *mut c_void, cols: *const MailextColumn, n: u32) -> i32 {
+unsafe extern "C" fn cb_list_define(
+    c: *mut c_void,
+    l: *mut c_void,
+    cols: *const MailextColumn,
+    n: u32,
+) -> i32 {
     let c = ctx(c);
     if !c.lists.contains(&(l as usize)) || (cols.is_null() && n > 0) {
         c.outcome.host_error = Some("list_define: not a list of this call".into());
@@ -380,13 +402,19 @@ unsafe extern "C" fn cb_list_define(c: *mut c_void, l: *mut c_void, cols: *const
     list.rows.clear();
     list.columns.clear();
     for i in 0..n as usize {
-        let col = &*((cols as *const u8).add(i * (*cols).struct_size as usize) as *const MailextColumn);
+        let col =
+            &*((cols as *const u8).add(i * (*cols).struct_size as usize) as *const MailextColumn);
         list.columns.push((cstr(col.name), col.kind));
     }
     MAILEXT_OK
 }
 
-unsafe extern "C" fn cb_list_append(c: *mut c_void, l: *mut c_void, cells: *const MailextValue, n: u32) -> i32 {
+unsafe extern "C" fn cb_list_append(
+    c: *mut c_void,
+    l: *mut c_void,
+    cells: *const MailextValue,
+    n: u32,
+) -> i32 {
     let c = ctx(c);
     if !c.lists.contains(&(l as usize)) || (cells.is_null() && n > 0) {
         c.outcome.host_error = Some("list_append: not a list of this call".into());
@@ -394,12 +422,16 @@ unsafe extern "C" fn cb_list_append(c: *mut c_void, l: *mut c_void, cells: *cons
     }
     let list = &mut *(l as *mut List);
     if n as usize != list.columns.len() {
-        c.outcome.host_error = Some(format!("list_append: {n} cells for {} columns", list.columns.len()));
+        c.outcome.host_error = Some(format!(
+            "list_append: {n} cells for {} columns",
+            list.columns.len()
+        ));
         return MAILEXT_ERR_BAD_LIST;
     }
     let mut row = Vec::with_capacity(n as usize);
     for i in 0..n as usize {
-        let cell = (cells as *const u8).add(i * (*cells).struct_size as usize) as *const MailextValue;
+        let cell =
+            (cells as *const u8).add(i * (*cells).struct_size as usize) as *const MailextValue;
         match read_value(cell) {
             Ok(v) => row.push(v),
             Err(e) => {
@@ -421,7 +453,10 @@ unsafe extern "C" fn cb_status(c: *mut c_void, p: *const u8, pl: usize, m: *cons
             String::from_utf8_lossy(std::slice::from_raw_parts(ptr, len)).into_owned()
         }
     };
-    c.outcome.status.push(StatusMessage { proc_name: s(p, pl), message: s(m, ml) });
+    c.outcome.status.push(StatusMessage {
+        proc_name: s(p, pl),
+        message: s(m, ml),
+    });
 }
 
 /// Where the workspace's build of the plugin is, relative to a binary in
@@ -432,5 +467,9 @@ pub fn default_plugin_path() -> std::path::PathBuf {
     if dir.ends_with("deps") {
         dir.pop();
     }
-    dir.join(format!("{}mailext{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX))
+    dir.join(format!(
+        "{}mailext{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ))
 }

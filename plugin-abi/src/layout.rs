@@ -17,17 +17,65 @@ macro_rules! layout {
 
 pub fn structs() -> Vec<StructLayout> {
     vec![
-        layout!(MailextValue { struct_size, kind, integer, data, len, list }),
-        layout!(MailextColumn { struct_size, kind, name }),
-        layout!(MailextParam { struct_size, kinds, flags, _reserved, name, default_text, description }),
-        layout!(MailextCommand { struct_size, flags, return_kind, param_count, name, params, summary }),
-        layout!(MailextHostCallbacks {
-            struct_size, _reserved, ctx, set_return, set_output, list_define, list_append, status
+        layout!(MailextValue {
+            struct_size,
+            kind,
+            integer,
+            data,
+            len,
+            list
         }),
-        layout!(MailextHostInfo { struct_size, abi_major, abi_minor, _reserved, host_name }),
+        layout!(MailextColumn {
+            struct_size,
+            kind,
+            name
+        }),
+        layout!(MailextParam {
+            struct_size,
+            kinds,
+            flags,
+            _reserved,
+            name,
+            default_text,
+            description
+        }),
+        layout!(MailextCommand {
+            struct_size,
+            flags,
+            return_kind,
+            param_count,
+            name,
+            params,
+            summary
+        }),
+        layout!(MailextHostCallbacks {
+            struct_size,
+            _reserved,
+            ctx,
+            set_return,
+            set_output,
+            list_define,
+            list_append,
+            status
+        }),
+        layout!(MailextHostInfo {
+            struct_size,
+            abi_major,
+            abi_minor,
+            _reserved,
+            host_name
+        }),
         layout!(MailextPlugin {
-            struct_size, abi_major, abi_minor, command_count, name, version, commands, call,
-            error_text, last_error
+            struct_size,
+            abi_major,
+            abi_minor,
+            command_count,
+            name,
+            version,
+            commands,
+            call,
+            error_text,
+            last_error
         }),
     ]
 }

@@ -14,6 +14,7 @@ use std::ffi::{c_char, c_void};
 
 pub mod host;
 pub mod layout;
+pub mod script;
 
 /// Incompatible changes bump the major version; appended fields bump the minor.
 pub const MAILEXT_ABI_MAJOR: u32 = 1;
@@ -134,10 +135,12 @@ pub struct MailextHostCallbacks {
     /// Passed back unchanged as the first argument of every callback.
     pub ctx: *mut c_void,
     /// The command's return value. Called exactly once per successful `call`.
-    pub set_return: Option<unsafe extern "C" fn(ctx: *mut c_void, value: *const MailextValue) -> i32>,
+    pub set_return:
+        Option<unsafe extern "C" fn(ctx: *mut c_void, value: *const MailextValue) -> i32>,
     /// Writes an out-argument (index into the `args` array).
-    pub set_output:
-        Option<unsafe extern "C" fn(ctx: *mut c_void, arg_index: u32, value: *const MailextValue) -> i32>,
+    pub set_output: Option<
+        unsafe extern "C" fn(ctx: *mut c_void, arg_index: u32, value: *const MailextValue) -> i32,
+    >,
     /// Clears the list and gives it these columns.
     pub list_define: Option<
         unsafe extern "C" fn(
@@ -216,8 +219,10 @@ pub struct MailextPlugin {
 
 /// The entry symbol's type. Returns NULL and sets `*refusal` (a static
 /// string, never freed) when the host's ABI version is incompatible.
-pub type MailextEntryFn =
-    unsafe extern "C" fn(host: *const MailextHostInfo, refusal: *mut *const c_char) -> *const MailextPlugin;
+pub type MailextEntryFn = unsafe extern "C" fn(
+    host: *const MailextHostInfo,
+    refusal: *mut *const c_char,
+) -> *const MailextPlugin;
 
 // Raw pointers are only ever borrowed for a call; the statics a plugin
 // exposes are immutable, so sharing them between threads is sound.

@@ -4,7 +4,7 @@ use super::Ret;
 use crate::config::comms_timeout;
 use crate::error::MailError;
 use crate::host_call::{CommandObserver, HostCall};
-use crate::imap::codec::{is_safe_text, FrameLimits, Fragmentizer};
+use crate::imap::codec::{is_safe_text, Fragmentizer, FrameLimits};
 use crate::imap::connect::{ConnectOp, Credentials, SecureMode};
 use crate::imap::driver::{run, Observer, Transport};
 use crate::imap::session::{ImapSession, Operation, Phase};
@@ -27,14 +27,25 @@ pub fn connect(call: &HostCall) -> Result<Ret, MailError> {
         None | Some(0) => SecureMode::Plain,
         Some(1) => SecureMode::Implicit,
         Some(2) => SecureMode::StartTls,
-        Some(n) => return Err(MailError::BadValue(format!("secure must be 0, 1 or 2, not {n}"))),
+        Some(n) => {
+            return Err(MailError::BadValue(format!(
+                "secure must be 0, 1 or 2, not {n}"
+            )))
+        }
     };
     // kUnknown keeps the safe default.
     let verify = call.boolean(6)? != Some(MAILEXT_FALSE);
     if !is_safe_text(&username) || !is_safe_text(&password) {
         return Err(MailError::UnsafeCredentials);
     }
-    let addr = parse_server(&server, if mode == SecureMode::Implicit { IMAPS_PORT } else { IMAP_PORT })?;
+    let addr = parse_server(
+        &server,
+        if mode == SecureMode::Implicit {
+            IMAPS_PORT
+        } else {
+            IMAP_PORT
+        },
+    )?;
     let mut obs = CommandObserver::new(call, list)?;
 
     let timeout = comms_timeout();
@@ -50,8 +61,19 @@ pub fn connect(call: &HostCall) -> Result<Ret, MailError> {
         session.tls = true;
     }
     let creds = Credentials { username, password };
-    run(&mut ConnectOp::new(mode, creds), &mut session, &mut frag, &mut conn, &mut obs)?;
-    let id = IMAP_SOCKETS.insert(ImapSocket { conn, session, frag, closed: false });
+    run(
+        &mut ConnectOp::new(mode, creds),
+        &mut session,
+        &mut frag,
+        &mut conn,
+        &mut obs,
+    )?;
+    let id = IMAP_SOCKETS.insert(ImapSocket {
+        conn,
+        session,
+        frag,
+        closed: false,
+    });
     obs.status(&format!("Socket {id} is ready"));
     Ok(Ret::Integer(id))
 }
@@ -84,10 +106,15 @@ pub fn disconnect(call: &HostCall) -> Result<Ret, MailError> {
     let r = if s.session.broken.is_some() || s.session.phase == Phase::Logout {
         Ok(())
     } else {
-        run(&mut LogoutOp::default(), &mut s.session, &mut s.frag, &mut s.conn, &mut obs)
+        run(
+            &mut LogoutOp::default(),
+            &mut s.session,
+            &mut s.frag,
+            &mut s.conn,
+            &mut obs,
+        )
     };
     s.conn.close();
     obs.status(&format!("Socket {id} is closed"));
     r.map(|_| Ret::Integer(0))
 }
-

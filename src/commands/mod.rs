@@ -25,7 +25,13 @@ const BOOL: u32 = MAILEXT_KIND_BOOLEAN;
 const LIST: u32 = MAILEXT_KIND_LIST;
 const PROC: u32 = MAILEXT_KIND_PROC | MAILEXT_KIND_CHARACTER;
 
-const fn p(name: &'static CStr, kinds: u32, flags: u32, default: Option<&'static CStr>, desc: &'static CStr) -> MailextParam {
+const fn p(
+    name: &'static CStr,
+    kinds: u32,
+    flags: u32,
+    default: Option<&'static CStr>,
+    desc: &'static CStr,
+) -> MailextParam {
     MailextParam {
         struct_size: std::mem::size_of::<MailextParam>() as u32,
         kinds,
@@ -40,30 +46,82 @@ const fn p(name: &'static CStr, kinds: u32, flags: u32, default: Option<&'static
     }
 }
 
-const STSPROC: MailextParam = p(c"stsproc", PROC, OPT, None, c"method called with each status message");
-const RESPONSES: MailextParam =
-    p(c"responselist", LIST, OPT, None, c"cleared, then filled with the server's response lines");
+const STSPROC: MailextParam = p(
+    c"stsproc",
+    PROC,
+    OPT,
+    None,
+    c"method called with each status message",
+);
+const RESPONSES: MailextParam = p(
+    c"responselist",
+    LIST,
+    OPT,
+    None,
+    c"cleared, then filled with the server's response lines",
+);
 const SOCKET: MailextParam = p(c"socket", INT, IN, None, c"socket returned by IMAPConnect");
 
 static IMAP_CONNECT: [MailextParam; 7] = [
-    p(c"server", CHAR, IN, None, c"host name, IPv4 or [IPv6] address, optionally :port"),
+    p(
+        c"server",
+        CHAR,
+        IN,
+        None,
+        c"host name, IPv4 or [IPv6] address, optionally :port",
+    ),
     p(c"username", CHAR, IN, None, c"user name to log in with"),
-    p(c"password", CHAR, IN, None, c"password (never shown in status messages)"),
+    p(
+        c"password",
+        CHAR,
+        IN,
+        None,
+        c"password (never shown in status messages)",
+    ),
     STSPROC,
     RESPONSES,
-    p(c"secure", INT | BOOL, OPT, Some(c"0"), c"0 plaintext, 1 TLS from the first byte, 2 STARTTLS"),
-    p(c"verify", BOOL | INT, OPT, Some(c"kTrue"), c"verify the server certificate and host name"),
+    p(
+        c"secure",
+        INT | BOOL,
+        OPT,
+        Some(c"0"),
+        c"0 plaintext, 1 TLS from the first byte, 2 STARTTLS",
+    ),
+    p(
+        c"verify",
+        BOOL | INT,
+        OPT,
+        Some(c"kTrue"),
+        c"verify the server certificate and host name",
+    ),
 ];
 static SOCKET_STS_RESPONSES: [MailextParam; 3] = [SOCKET, STSPROC, RESPONSES];
-static ERROR_TEXT: [MailextParam; 1] = [p(c"code", INT, IN, None, c"an error code returned by a command")];
+static ERROR_TEXT: [MailextParam; 1] = [p(
+    c"code",
+    INT,
+    IN,
+    None,
+    c"an error code returned by a command",
+)];
 static NO_PARAMS: [MailextParam; 0] = [];
 static SET_CONFIG: [MailextParam; 2] = [
     p(c"name", CHAR, IN, None, c"setting name: commstimeout"),
-    p(c"value", INT, IN, None, c"new value (commstimeout: seconds, 0 = default 60)"),
+    p(
+        c"value",
+        INT,
+        IN,
+        None,
+        c"new value (commstimeout: seconds, 0 = default 60)",
+    ),
 ];
 static GET_CONFIG: [MailextParam; 1] = [p(c"name", CHAR, IN, None, c"setting name: commstimeout")];
 
-const fn c(name: &'static CStr, ret: u32, params: &'static [MailextParam], summary: &'static CStr) -> MailextCommand {
+const fn c(
+    name: &'static CStr,
+    ret: u32,
+    params: &'static [MailextParam],
+    summary: &'static CStr,
+) -> MailextCommand {
     MailextCommand {
         struct_size: std::mem::size_of::<MailextCommand>() as u32,
         flags: MAILEXT_COMMAND_MULTITHREADED,
@@ -78,13 +136,48 @@ const fn c(name: &'static CStr, ret: u32, params: &'static [MailextParam], summa
 pub const COMMAND_COUNT: usize = 7;
 
 pub static COMMANDS: [MailextCommand; COMMAND_COUNT] = [
-    c(c"IMAPConnect", INT, &IMAP_CONNECT, c"Connects and logs in to an IMAP server; returns a socket or a negative code"),
-    c(c"IMAPDisconnect", INT, &SOCKET_STS_RESPONSES, c"Logs out, closes the connection and frees the socket"),
-    c(c"IMAPNoOp", INT, &SOCKET_STS_RESPONSES, c"Sends NOOP so the server can report updates"),
-    c(c"MailErrorText", CHAR, &ERROR_TEXT, c"The text for an error code"),
-    c(c"MailLastError", CHAR, &NO_PARAMS, c"The detail of the calling thread's most recent failure"),
-    c(c"MailSetConfig", INT, &SET_CONFIG, c"Changes a process-wide setting"),
-    c(c"MailGetConfig", INT, &GET_CONFIG, c"Reads a process-wide setting"),
+    c(
+        c"IMAPConnect",
+        INT,
+        &IMAP_CONNECT,
+        c"Connects and logs in to an IMAP server; returns a socket or a negative code",
+    ),
+    c(
+        c"IMAPDisconnect",
+        INT,
+        &SOCKET_STS_RESPONSES,
+        c"Logs out, closes the connection and frees the socket",
+    ),
+    c(
+        c"IMAPNoOp",
+        INT,
+        &SOCKET_STS_RESPONSES,
+        c"Sends NOOP so the server can report updates",
+    ),
+    c(
+        c"MailErrorText",
+        CHAR,
+        &ERROR_TEXT,
+        c"The text for an error code",
+    ),
+    c(
+        c"MailLastError",
+        CHAR,
+        &NO_PARAMS,
+        c"The detail of the calling thread's most recent failure",
+    ),
+    c(
+        c"MailSetConfig",
+        INT,
+        &SET_CONFIG,
+        c"Changes a process-wide setting",
+    ),
+    c(
+        c"MailGetConfig",
+        INT,
+        &GET_CONFIG,
+        c"Reads a process-wide setting",
+    ),
 ];
 
 static HANDLERS: [Handler; COMMAND_COUNT] = [
@@ -106,7 +199,12 @@ fn params_of(cmd: &MailextCommand) -> &'static [MailextParam] {
 ///
 /// # Safety
 /// `args`/`argc` as the ABI describes; `cb` checked by the caller.
-pub unsafe fn dispatch(index: usize, args: *const MailextValue, argc: u32, cb: &MailextHostCallbacks) -> i32 {
+pub unsafe fn dispatch(
+    index: usize,
+    args: *const MailextValue,
+    argc: u32,
+    cb: &MailextHostCallbacks,
+) -> i32 {
     let cmd = &COMMANDS[index];
     let outcome = HostCall::new(args, argc, cb, params_of(cmd)).and_then(|call| {
         let r = HANDLERS[index](&call);
@@ -117,7 +215,9 @@ pub unsafe fn dispatch(index: usize, args: *const MailextValue, argc: u32, cb: &
     });
     match outcome {
         Ok((call, Ret::Integer(n))) => call.set_return(&MailextValue::integer(n)),
-        Ok((call, Ret::Character(s))) => call.set_return(&MailextValue::bytes(MAILEXT_KIND_CHARACTER, s.as_bytes())),
+        Ok((call, Ret::Character(s))) => {
+            call.set_return(&MailextValue::bytes(MAILEXT_KIND_CHARACTER, s.as_bytes()))
+        }
         Err(e) => {
             set_last_error(&e);
             deliver_error(cb, cmd.return_kind, e.code())

@@ -7,8 +7,13 @@ use openssl::pkey::PKey;
 use openssl::sign::Signer;
 
 /// The base64 CRAM-MD5 response (RFC 2195) to a base64 challenge.
-pub fn cram_md5_response(username: &str, password: &str, challenge_b64: &str) -> Result<String, String> {
-    let challenge = base64::decode_block(challenge_b64.trim()).map_err(|_| "challenge is not base64".to_string())?;
+pub fn cram_md5_response(
+    username: &str,
+    password: &str,
+    challenge_b64: &str,
+) -> Result<String, String> {
+    let challenge = base64::decode_block(challenge_b64.trim())
+        .map_err(|_| "challenge is not base64".to_string())?;
     let key = PKey::hmac(password.as_bytes()).map_err(|e| e.to_string())?;
     let mut signer = Signer::new(MessageDigest::md5(), &key).map_err(|e| e.to_string())?;
     signer.update(&challenge).map_err(|e| e.to_string())?;

@@ -18,7 +18,10 @@ impl Default for FrameLimits {
     fn default() -> Self {
         // RFC 7162 asks clients to accept 8000-octet command lines; servers'
         // response lines are shorter. 64 KiB is generous and still bounded.
-        FrameLimits { max_line: 64 * 1024, max_literal: 64 * 1024 * 1024 }
+        FrameLimits {
+            max_line: 64 * 1024,
+            max_literal: 64 * 1024 * 1024,
+        }
     }
 }
 
@@ -40,7 +43,12 @@ pub struct Fragmentizer {
 
 impl Fragmentizer {
     pub fn new(limits: FrameLimits) -> Self {
-        Fragmentizer { buf: Vec::new(), limits, segment_start: 0, consumed: 0 }
+        Fragmentizer {
+            buf: Vec::new(),
+            limits,
+            segment_start: 0,
+            consumed: 0,
+        }
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
@@ -63,18 +71,25 @@ impl Fragmentizer {
             let seg = &self.buf[self.segment_start..];
             let Some(nl) = seg.iter().position(|&b| b == b'\n') else {
                 if seg.len() > self.limits.max_line {
-                    return Err(FrameError::LineTooLong { limit: self.limits.max_line });
+                    return Err(FrameError::LineTooLong {
+                        limit: self.limits.max_line,
+                    });
                 }
                 return Ok(None);
             };
             if nl + 1 > self.limits.max_line {
-                return Err(FrameError::LineTooLong { limit: self.limits.max_line });
+                return Err(FrameError::LineTooLong {
+                    limit: self.limits.max_line,
+                });
             }
             let line_end = self.segment_start + nl + 1;
             match literal_size(&self.buf[self.segment_start..line_end]) {
                 Some(size) => {
                     if size > self.limits.max_literal as u64 {
-                        return Err(FrameError::LiteralTooLarge { size, limit: self.limits.max_literal });
+                        return Err(FrameError::LiteralTooLarge {
+                            size,
+                            limit: self.limits.max_literal,
+                        });
                     }
                     let literal_end = line_end + size as usize;
                     if self.buf.len() < literal_end {
@@ -129,7 +144,12 @@ pub enum Response {
     /// `+ text`: the server waits for more of the command.
     Continuation(String),
     /// A tagged or untagged status response.
-    Status { tag: Option<String>, kind: StatusKind, code: Option<Code>, text: String },
+    Status {
+        tag: Option<String>,
+        kind: StatusKind,
+        code: Option<Code>,
+        text: String,
+    },
     /// `* CAPABILITY ...`
     Capability(Vec<String>),
     /// `* n EXISTS`, `* n RECENT`, `* n EXPUNGE`.
@@ -155,7 +175,9 @@ pub struct DecodeError(pub String);
 
 /// Decodes one frame from the Fragmentizer.
 pub fn decode(frame: &[u8]) -> Result<Response, DecodeError> {
-    let line = frame.strip_suffix(b"\n").ok_or_else(|| DecodeError("no line end".into()))?;
+    let line = frame
+        .strip_suffix(b"\n")
+        .ok_or_else(|| DecodeError("no line end".into()))?;
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.contains(&0) {
         return Err(DecodeError("NUL byte in response".into()));
@@ -163,9 +185,13 @@ pub fn decode(frame: &[u8]) -> Result<Response, DecodeError> {
     let text = String::from_utf8_lossy(line);
     let text = text.as_ref();
     if let Some(rest) = text.strip_prefix('+') {
-        return Ok(Response::Continuation(rest.strip_prefix(' ').unwrap_or(rest).to_string()));
+        return Ok(Response::Continuation(
+            rest.strip_prefix(' ').unwrap_or(rest).to_string(),
+        ));
     }
-    let (tag, rest) = text.split_once(' ').ok_or_else(|| DecodeError(format!("no space in {:?}", short(text))))?;
+    let (tag, rest) = text
+        .split_once(' ')
+        .ok_or_else(|| DecodeError(format!("no space in {:?}", short(text))))?;
     if tag.is_empty() {
         return Err(DecodeError("empty tag".into()));
     }
@@ -179,13 +205,23 @@ pub fn decode(frame: &[u8]) -> Result<Response, DecodeError> {
             return Err(DecodeError(format!("tagged {word}")));
         }
         let (code, text) = split_code(after)?;
-        return Ok(Response::Status { tag: (!untagged).then(|| tag.to_string()), kind, code, text });
+        return Ok(Response::Status {
+            tag: (!untagged).then(|| tag.to_string()),
+            kind,
+            code,
+            text,
+        });
     }
     if !untagged {
-        return Err(DecodeError(format!("tagged response without OK/NO/BAD: {:?}", short(text))));
+        return Err(DecodeError(format!(
+            "tagged response without OK/NO/BAD: {:?}",
+            short(text)
+        )));
     }
     if word.eq_ignore_ascii_case("CAPABILITY") {
-        return Ok(Response::Capability(after.split_ascii_whitespace().map(str::to_string).collect()));
+        return Ok(Response::Capability(
+            after.split_ascii_whitespace().map(str::to_string).collect(),
+        ));
     }
     if let Ok(n) = word.parse::<u32>() {
         let kw = after.split(' ').next().unwrap_or("");
@@ -197,8 +233,15 @@ pub fn decode(frame: &[u8]) -> Result<Response, DecodeError> {
             return Ok(Response::Expunge(n));
         }
     }
-    if word.is_empty() || !word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
-        return Err(DecodeError(format!("bad untagged response {:?}", short(text))));
+    if word.is_empty()
+        || !word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err(DecodeError(format!(
+            "bad untagged response {:?}",
+            short(text)
+        )));
     }
     Ok(Response::Other(text.to_string()))
 }
@@ -227,14 +270,21 @@ fn split_code(after: &str) -> Result<(Option<Code>, String), DecodeError> {
     let Some(inner) = after.strip_prefix('[') else {
         return Ok((None, after.to_string()));
     };
-    let close = inner.find(']').ok_or_else(|| DecodeError("unterminated response code".into()))?;
+    let close = inner
+        .find(']')
+        .ok_or_else(|| DecodeError("unterminated response code".into()))?;
     let (body, text) = (&inner[..close], inner[close + 1..].trim_start());
     let (name, arg) = match body.split_once(' ') {
         Some((n, a)) => (n, Some(a)),
         None => (body, None),
     };
     let code = match name.to_ascii_uppercase().as_str() {
-        "CAPABILITY" => Code::Capability(arg.unwrap_or("").split_ascii_whitespace().map(str::to_string).collect()),
+        "CAPABILITY" => Code::Capability(
+            arg.unwrap_or("")
+                .split_ascii_whitespace()
+                .map(str::to_string)
+                .collect(),
+        ),
         "ALERT" => Code::Alert,
         _ => Code::Other(name.to_string(), arg.map(str::to_string)),
     };
@@ -254,7 +304,10 @@ pub enum Wire {
 /// 7-bit text, a literal otherwise. CR, LF and NUL are refused by the caller
 /// (see `is_safe_text`) since no server treats them consistently.
 pub fn encode_string(s: &str) -> Wire {
-    if s.bytes().all(|b| (0x01..0x80).contains(&b) && b != b'\r' && b != b'\n') && s.len() <= 1024 {
+    if s.bytes()
+        .all(|b| (0x01..0x80).contains(&b) && b != b'\r' && b != b'\n')
+        && s.len() <= 1024
+    {
         let mut q = String::with_capacity(s.len() + 2);
         q.push('"');
         for c in s.chars() {
@@ -280,7 +333,10 @@ mod tests {
     use super::*;
 
     fn frag() -> Fragmentizer {
-        Fragmentizer::new(FrameLimits { max_line: 100, max_literal: 1000 })
+        Fragmentizer::new(FrameLimits {
+            max_line: 100,
+            max_literal: 1000,
+        })
     }
 
     #[test]
@@ -302,7 +358,10 @@ mod tests {
         f.push(b"* 1 FETCH (BODY[] {5}\r\nab\r\n");
         assert_eq!(f.next_frame().unwrap(), None);
         f.push(b"c)\r\n* OK x\r\n");
-        assert_eq!(f.next_frame().unwrap().unwrap(), b"* 1 FETCH (BODY[] {5}\r\nab\r\nc)\r\n");
+        assert_eq!(
+            f.next_frame().unwrap().unwrap(),
+            b"* 1 FETCH (BODY[] {5}\r\nab\r\nc)\r\n"
+        );
         assert_eq!(f.next_frame().unwrap().unwrap(), b"* OK x\r\n");
     }
 
@@ -313,7 +372,10 @@ mod tests {
         assert_eq!(f.next_frame(), Err(FrameError::LineTooLong { limit: 100 }));
         let mut f = frag();
         f.push(b"* 1 FETCH (BODY[] {1001}\r\n");
-        assert!(matches!(f.next_frame(), Err(FrameError::LiteralTooLarge { size: 1001, .. })));
+        assert!(matches!(
+            f.next_frame(),
+            Err(FrameError::LiteralTooLarge { size: 1001, .. })
+        ));
     }
 
     #[test]
@@ -324,21 +386,41 @@ mod tests {
             Response::Status {
                 tag: None,
                 kind: StatusKind::Ok,
-                code: Some(Code::Capability(vec!["IMAP4rev1".into(), "AUTH=CRAM-MD5".into()])),
+                code: Some(Code::Capability(vec![
+                    "IMAP4rev1".into(),
+                    "AUTH=CRAM-MD5".into()
+                ])),
                 text: "Dovecot ready.".into()
             }
         );
-        assert!(matches!(decode(b"A0001 NO [AUTHENTICATIONFAILED] bad\r\n").unwrap(),
-            Response::Status { kind: StatusKind::No, code: Some(Code::Other(..)), .. }));
-        assert_eq!(decode(b"+ PDEyMz4=\r\n").unwrap(), Response::Continuation("PDEyMz4=".into()));
+        assert!(matches!(
+            decode(b"A0001 NO [AUTHENTICATIONFAILED] bad\r\n").unwrap(),
+            Response::Status {
+                kind: StatusKind::No,
+                code: Some(Code::Other(..)),
+                ..
+            }
+        ));
+        assert_eq!(
+            decode(b"+ PDEyMz4=\r\n").unwrap(),
+            Response::Continuation("PDEyMz4=".into())
+        );
         assert_eq!(decode(b"* 12 EXISTS\r\n").unwrap(), Response::Exists(12));
-        assert_eq!(decode(b"* CAPABILITY IMAP4rev1 STARTTLS\r\n").unwrap(),
-            Response::Capability(vec!["IMAP4rev1".into(), "STARTTLS".into()]));
+        assert_eq!(
+            decode(b"* CAPABILITY IMAP4rev1 STARTTLS\r\n").unwrap(),
+            Response::Capability(vec!["IMAP4rev1".into(), "STARTTLS".into()])
+        );
     }
 
     #[test]
     fn garbage_is_refused() {
-        for g in [&b"HTTP/1.1 200 OK\r\n"[..], b"\x16\x03\x01\x00\r\n", b"garbage\r\n", b"* \r\n", b"a1 PREAUTH x\r\n"] {
+        for g in [
+            &b"HTTP/1.1 200 OK\r\n"[..],
+            b"\x16\x03\x01\x00\r\n",
+            b"garbage\r\n",
+            b"* \r\n",
+            b"a1 PREAUTH x\r\n",
+        ] {
             assert!(decode(g).is_err(), "{g:?}");
         }
     }
@@ -346,8 +428,14 @@ mod tests {
     #[test]
     fn strings_are_quoted_or_literal() {
         assert_eq!(encode_string("alice"), Wire::Quoted("\"alice\"".into()));
-        assert_eq!(encode_string("a\"b\\c"), Wire::Quoted("\"a\\\"b\\\\c\"".into()));
-        assert_eq!(encode_string("pässword"), Wire::Literal("pässword".as_bytes().to_vec()));
+        assert_eq!(
+            encode_string("a\"b\\c"),
+            Wire::Quoted("\"a\\\"b\\\\c\"".into())
+        );
+        assert_eq!(
+            encode_string("pässword"),
+            Wire::Literal("pässword".as_bytes().to_vec())
+        );
         assert!(!is_safe_text("a\r\nb"));
         assert!(!is_safe_text("a\0"));
         assert!(is_safe_text("ok pw"));

@@ -8,7 +8,9 @@
 
 use super::auth::cram_md5_response;
 use super::codec::{Response, StatusKind};
-use super::session::{bye_error, Action, CommandLine, ImapSession, Operation, Outbox, PendingCommand, Phase, Step};
+use super::session::{
+    bye_error, Action, CommandLine, ImapSession, Operation, Outbox, PendingCommand, Phase, Step,
+};
 use crate::error::MailError;
 
 /// The `secure` argument of IMAPConnect.
@@ -30,7 +32,11 @@ pub struct Credentials {
 // Never print the password, even in debug output.
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials {{ username: {:?}, password: <redacted> }}", self.username)
+        write!(
+            f,
+            "Credentials {{ username: {:?}, password: <redacted> }}",
+            self.username
+        )
     }
 }
 
@@ -87,7 +93,11 @@ type Next = (State, Step<Connected>);
 
 impl ConnectOp {
     pub fn new(mode: SecureMode, creds: Credentials) -> Self {
-        ConnectOp { mode, creds, state: State::Greeting(AwaitGreeting) }
+        ConnectOp {
+            mode,
+            creds,
+            state: State::Greeting(AwaitGreeting),
+        }
     }
 
     fn wants_starttls(&self, s: &ImapSession) -> bool {
@@ -98,7 +108,9 @@ impl ConnectOp {
     fn after_capabilities(&self, s: &mut ImapSession, out: &mut Outbox) -> Next {
         if self.wants_starttls(s) {
             if !s.has_cap("STARTTLS") {
-                return fail(MailError::StartTlsUnavailable("STARTTLS is not in the server's capabilities".into()));
+                return fail(MailError::StartTlsUnavailable(
+                    "STARTTLS is not in the server's capabilities".into(),
+                ));
             }
             let cmd = s.send(CommandLine::new("STARTTLS"), out);
             return (State::StartTls(StartTlsSent(cmd)), Step::Continue);
@@ -124,19 +136,36 @@ impl ConnectOp {
         self.try_mechanism(first, plan, s, out)
     }
 
-    fn try_mechanism(&self, m: Mechanism, rest: Vec<Mechanism>, s: &mut ImapSession, out: &mut Outbox) -> Next {
+    fn try_mechanism(
+        &self,
+        m: Mechanism,
+        rest: Vec<Mechanism>,
+        s: &mut ImapSession,
+        out: &mut Outbox,
+    ) -> Next {
         let cmd = match m {
             Mechanism::CramMd5 => CommandLine::new("AUTHENTICATE").atom("CRAM-MD5"),
-            Mechanism::Login => CommandLine::new("LOGIN").string(&self.creds.username).secret(&self.creds.password),
+            Mechanism::Login => CommandLine::new("LOGIN")
+                .string(&self.creds.username)
+                .secret(&self.creds.password),
         };
         let command = s.send(cmd, out);
-        let auth = Authenticating { mechanism: m, command, rest, challenge_answered: false };
+        let auth = Authenticating {
+            mechanism: m,
+            command,
+            rest,
+            challenge_answered: false,
+        };
         (State::Auth(auth), Step::Continue)
     }
 
     fn on_greeting(&self, s: &mut ImapSession, r: &Response, out: &mut Outbox) -> Next {
         match r {
-            Response::Status { tag: None, kind: StatusKind::Ok, .. } => {
+            Response::Status {
+                tag: None,
+                kind: StatusKind::Ok,
+                ..
+            } => {
                 if s.caps.is_empty() {
                     let cmd = s.send(CommandLine::new("CAPABILITY"), out);
                     (State::Capability(CapabilityQuery(cmd)), Step::Continue)
@@ -144,20 +173,42 @@ impl ConnectOp {
                     self.after_capabilities(s, out)
                 }
             }
-            Response::Status { tag: None, kind: StatusKind::Preauth, text, .. } => {
+            Response::Status {
+                tag: None,
+                kind: StatusKind::Preauth,
+                text,
+                ..
+            } => {
                 if self.mode == SecureMode::StartTls {
                     return fail(MailError::PreauthUnderStartTls(text.clone()));
                 }
                 s.phase = Phase::Authenticated;
                 out.status("The server pre-authenticated the session (PREAUTH)");
-                done(Connected { mechanism: None, preauth: true })
+                done(Connected {
+                    mechanism: None,
+                    preauth: true,
+                })
             }
-            Response::Status { tag: None, kind: StatusKind::Bye, text, .. } => fail(MailError::Bye(text.clone())),
-            other => fail(MailError::BadResponse(format!("expected a greeting, got {}", describe(other)))),
+            Response::Status {
+                tag: None,
+                kind: StatusKind::Bye,
+                text,
+                ..
+            } => fail(MailError::Bye(text.clone())),
+            other => fail(MailError::BadResponse(format!(
+                "expected a greeting, got {}",
+                describe(other)
+            ))),
         }
     }
 
-    fn on_auth(&self, mut a: Authenticating, s: &mut ImapSession, r: &Response, out: &mut Outbox) -> Next {
+    fn on_auth(
+        &self,
+        mut a: Authenticating,
+        s: &mut ImapSession,
+        r: &Response,
+        out: &mut Outbox,
+    ) -> Next {
         if let Response::Continuation(text) = r {
             match a.mechanism {
                 Mechanism::CramMd5 if !a.challenge_answered => {
@@ -168,7 +219,10 @@ impl ConnectOp {
                             shown: "<CRAM-MD5 response redacted>".into(),
                         }),
                         // A challenge we cannot read: cancel (RFC 3501 6.2.2) and fall back.
-                        Err(_) => out.push(Action::Send { wire: b"*\r\n".to_vec(), shown: "*".into() }),
+                        Err(_) => out.push(Action::Send {
+                            wire: b"*\r\n".to_vec(),
+                            shown: "*".into(),
+                        }),
                     }
                 }
                 _ => {
@@ -185,8 +239,15 @@ impl ConnectOp {
         match kind {
             StatusKind::Ok => {
                 s.phase = Phase::Authenticated;
-                out.status(format!("Logged in as {} with {}", self.creds.username, a.mechanism.name()));
-                done(Connected { mechanism: Some(a.mechanism.name()), preauth: false })
+                out.status(format!(
+                    "Logged in as {} with {}",
+                    self.creds.username,
+                    a.mechanism.name()
+                ));
+                done(Connected {
+                    mechanism: Some(a.mechanism.name()),
+                    preauth: false,
+                })
             }
             _ => {
                 let why = format!("{} refused: {}", a.mechanism.name(), text);
@@ -222,7 +283,12 @@ impl Operation for ConnectOp {
         Step::Continue
     }
 
-    fn on_response(&mut self, s: &mut ImapSession, r: &Response, out: &mut Outbox) -> Step<Connected> {
+    fn on_response(
+        &mut self,
+        s: &mut ImapSession,
+        r: &Response,
+        out: &mut Outbox,
+    ) -> Step<Connected> {
         if !matches!(self.state, State::Greeting(_)) {
             if let Some(e) = bye_error(r) {
                 self.state = State::Finished;
@@ -245,9 +311,13 @@ impl Operation for ConnectOp {
                 Some((_, text)) => fail(MailError::StartTlsRefused(text.to_string())),
             },
             // The driver feeds nothing while the handshake runs; anything here was injected.
-            State::Handshake(Handshaking) => fail(MailError::Injection("response during the TLS handshake".into())),
+            State::Handshake(Handshaking) => fail(MailError::Injection(
+                "response during the TLS handshake".into(),
+            )),
             State::Auth(a) => self.on_auth(a, s, r, out),
-            State::Finished => fail(MailError::Internal("response after the connect finished".into())),
+            State::Finished => fail(MailError::Internal(
+                "response after the connect finished".into(),
+            )),
         };
         self.state = next;
         step
@@ -262,7 +332,9 @@ impl Operation for ConnectOp {
                 self.state = State::Capability(CapabilityQuery(cmd));
                 Step::Continue
             }
-            _ => Step::Done(Err(MailError::Internal("TLS completed outside STARTTLS".into()))),
+            _ => Step::Done(Err(MailError::Internal(
+                "TLS completed outside STARTTLS".into(),
+            ))),
         }
     }
 

@@ -2,7 +2,7 @@
 //! the frames the server sends, reports every line to the observer, and
 //! enforces the communications timeout. The transport is the only I/O.
 
-use super::codec::{decode, FrameError, Fragmentizer};
+use super::codec::{decode, Fragmentizer, FrameError};
 use super::session::{Action, ImapSession, Operation, Outbox, Step};
 use crate::error::MailError;
 use std::time::Instant;
@@ -38,7 +38,9 @@ pub fn run<O: Operation>(
     obs: &mut dyn Observer,
 ) -> Result<O::Output, MailError> {
     if let Some(e) = &s.broken {
-        return Err(MailError::Closed(format!("the connection failed earlier: {e}")));
+        return Err(MailError::Closed(format!(
+            "the connection failed earlier: {e}"
+        )));
     }
     let r = run_inner(op, s, frag, t, obs);
     s.clock.stop();
@@ -105,10 +107,14 @@ fn run_inner<O: Operation>(
             }
             Ok(None) => {}
             Err(FrameError::LineTooLong { limit }) => {
-                return Err(MailError::LineTooLong(format!("more than {limit} bytes without a line end")))
+                return Err(MailError::LineTooLong(format!(
+                    "more than {limit} bytes without a line end"
+                )))
             }
             Err(FrameError::LiteralTooLarge { size, limit }) => {
-                return Err(MailError::LineTooLong(format!("a literal of {size} bytes exceeds {limit}")))
+                return Err(MailError::LineTooLong(format!(
+                    "a literal of {size} bytes exceeds {limit}"
+                )))
             }
         }
         if s.clock.expired(t.now()) {

@@ -52,7 +52,10 @@ pub struct WaitClock {
 
 impl WaitClock {
     pub fn new(timeout: Duration) -> Self {
-        WaitClock { timeout, deadline: None }
+        WaitClock {
+            timeout,
+            deadline: None,
+        }
     }
     pub fn start(&mut self, now: Instant) {
         self.deadline = Some(now + self.timeout);
@@ -132,7 +135,10 @@ impl ImapSession {
     pub fn observe(&mut self, r: &Response) {
         match r {
             Response::Capability(c) => self.set_caps(c),
-            Response::Status { code: Some(Code::Capability(c)), .. } => self.set_caps(c),
+            Response::Status {
+                code: Some(Code::Capability(c)),
+                ..
+            } => self.set_caps(c),
             Response::Exists(n) => self.exists = Some(*n),
             Response::Recent(n) => self.recent = Some(*n),
             _ => {}
@@ -144,7 +150,8 @@ impl ImapSession {
     pub fn send(&mut self, cmd: CommandLine, out: &mut Outbox) -> PendingCommand {
         let tag = self.tag();
         // LITERAL+ (RFC 7888) lets every literal go at once; LITERAL- only small ones.
-        let non_sync = |len: usize| self.has_cap("LITERAL+") || (self.has_cap("LITERAL-") && len <= 4096);
+        let non_sync =
+            |len: usize| self.has_cap("LITERAL+") || (self.has_cap("LITERAL-") && len <= 4096);
         let mut chunks: VecDeque<(Vec<u8>, String)> = VecDeque::new();
         let mut wire = format!("{tag} ").into_bytes();
         let mut shown = format!("{tag} ");
@@ -193,11 +200,19 @@ pub struct CommandLine {
 
 impl CommandLine {
     pub fn new(verb: &str) -> Self {
-        CommandLine { parts: vec![Part::Text { wire: verb.into(), shown: verb.into() }] }
+        CommandLine {
+            parts: vec![Part::Text {
+                wire: verb.into(),
+                shown: verb.into(),
+            }],
+        }
     }
     /// A word sent as is (atoms, mechanism names).
     pub fn atom(mut self, a: &str) -> Self {
-        self.parts.push(Part::Text { wire: format!(" {a}"), shown: format!(" {a}") });
+        self.parts.push(Part::Text {
+            wire: format!(" {a}"),
+            shown: format!(" {a}"),
+        });
         self
     }
     /// A string argument, quoted or literal as needed, shown as sent.
@@ -209,7 +224,10 @@ impl CommandLine {
         self.string_shown(s, Some("<redacted>"))
     }
     fn string_shown(mut self, s: &str, mask: Option<&str>) -> Self {
-        self.parts.push(Part::Text { wire: " ".into(), shown: " ".into() });
+        self.parts.push(Part::Text {
+            wire: " ".into(),
+            shown: " ".into(),
+        });
         match encode_string(s) {
             Wire::Quoted(q) => {
                 let shown = mask.map(str::to_string).unwrap_or_else(|| q.clone());
@@ -250,7 +268,12 @@ impl PendingCommand {
     /// The tagged completion of this command, if `r` is it.
     pub fn completion<'r>(&self, r: &'r Response) -> Option<(StatusKind, &'r str)> {
         match r {
-            Response::Status { tag: Some(t), kind, text, .. } if *t == self.tag => Some((*kind, text)),
+            Response::Status {
+                tag: Some(t),
+                kind,
+                text,
+                ..
+            } if *t == self.tag => Some((*kind, text)),
             _ => None,
         }
     }
@@ -269,7 +292,12 @@ pub trait Operation {
     /// Queues the first commands (or finishes at once).
     fn start(&mut self, s: &mut ImapSession, out: &mut Outbox) -> Step<Self::Output>;
     /// Handles one decoded response. `observe` has already been applied.
-    fn on_response(&mut self, s: &mut ImapSession, r: &Response, out: &mut Outbox) -> Step<Self::Output>;
+    fn on_response(
+        &mut self,
+        s: &mut ImapSession,
+        r: &Response,
+        out: &mut Outbox,
+    ) -> Step<Self::Output>;
     /// The TLS handshake the operation asked for has completed.
     fn on_tls(&mut self, _s: &mut ImapSession, _out: &mut Outbox) -> Step<Self::Output> {
         Step::Done(Err(MailError::Internal("unexpected TLS completion".into())))
@@ -281,7 +309,12 @@ pub trait Operation {
 /// The shared reaction to an untagged BYE in the middle of a command.
 pub fn bye_error(r: &Response) -> Option<MailError> {
     match r {
-        Response::Status { tag: None, kind: StatusKind::Bye, text, .. } => Some(MailError::Bye(text.clone())),
+        Response::Status {
+            tag: None,
+            kind: StatusKind::Bye,
+            text,
+            ..
+        } => Some(MailError::Bye(text.clone())),
         _ => None,
     }
 }
@@ -304,16 +337,28 @@ mod tests {
     fn secrets_are_shown_redacted_and_literals_wait_for_continuation() {
         let mut s = ImapSession::new(Duration::from_secs(60));
         let mut out = Outbox::default();
-        let mut p = s.send(CommandLine::new("LOGIN").string("alice").secret("pässwörd"), &mut out);
+        let mut p = s.send(
+            CommandLine::new("LOGIN").string("alice").secret("pässwörd"),
+            &mut out,
+        );
         let first = sends(&mut out);
-        assert_eq!(first, vec![("A0001 LOGIN \"alice\" {10}\r\n".into(), "A0001 LOGIN \"alice\" {10}".into())]);
+        assert_eq!(
+            first,
+            vec![(
+                "A0001 LOGIN \"alice\" {10}\r\n".into(),
+                "A0001 LOGIN \"alice\" {10}".into()
+            )]
+        );
         assert!(p.on_continuation(&mut out));
         let second = sends(&mut out);
         assert_eq!(second[0].0, "pässwörd\r\n");
         assert_eq!(second[0].1, "<redacted>");
         assert!(!p.on_continuation(&mut out));
 
-        let mut p = s.send(CommandLine::new("LOGIN").string("bob").secret("x\"y"), &mut out);
+        let mut p = s.send(
+            CommandLine::new("LOGIN").string("bob").secret("x\"y"),
+            &mut out,
+        );
         let one = sends(&mut out);
         assert_eq!(one[0].0, "A0002 LOGIN \"bob\" \"x\\\"y\"\r\n");
         assert_eq!(one[0].1, "A0002 LOGIN \"bob\" <redacted>");

@@ -1,7 +1,9 @@
 //! Commands that are one tagged exchange: NOOP and LOGOUT.
 
 use super::codec::{Response, StatusKind};
-use super::session::{bye_error, CommandLine, ImapSession, Operation, Outbox, PendingCommand, Phase, Step};
+use super::session::{
+    bye_error, CommandLine, ImapSession, Operation, Outbox, PendingCommand, Phase, Step,
+};
 use crate::error::MailError;
 
 /// NOOP: lets the server report untagged updates (they land in the list).

@@ -2,7 +2,7 @@
 //! fake clock, no sockets. `TLS` marks where the handshake happens and
 //! `SILENCE` a server that stops answering.
 
-use super::codec::{FrameLimits, Fragmentizer};
+use super::codec::{Fragmentizer, FrameLimits};
 use super::connect::{ConnectOp, Credentials, SecureMode};
 use super::driver::{run, Observer, Transport};
 use super::session::ImapSession;
@@ -45,7 +45,11 @@ impl Script {
                 }
             })
             .collect();
-        Script { entries, sent: Vec::new(), now: Instant::now() }
+        Script {
+            entries,
+            sent: Vec::new(),
+            now: Instant::now(),
+        }
     }
 }
 
@@ -84,7 +88,11 @@ impl Transport for Script {
         }
     }
 
-    fn start_tls(&mut self, _consumed: u64, _deadline: Option<Instant>) -> Result<String, MailError> {
+    fn start_tls(
+        &mut self,
+        _consumed: u64,
+        _deadline: Option<Instant>,
+    ) -> Result<String, MailError> {
         match self.entries.pop_front() {
             Some(Entry::Tls) => Ok("TLS established".into()),
             other => panic!("client started TLS, script expected {other:?}"),
@@ -111,14 +119,29 @@ impl Observer for Seen {
     }
 }
 
-fn connect(mode: SecureMode, user: &str, pass: &str, script: &str) -> (Result<(), MailError>, Seen, Script) {
+fn connect(
+    mode: SecureMode,
+    user: &str,
+    pass: &str,
+    script: &str,
+) -> (Result<(), MailError>, Seen, Script) {
     let mut t = Script::parse(script);
     let mut s = ImapSession::new(Duration::from_secs(30));
     s.tls = mode == SecureMode::Implicit;
     let mut f = Fragmentizer::new(FrameLimits::default());
     let mut seen = Seen::default();
-    let creds = Credentials { username: user.into(), password: pass.into() };
-    let r = run(&mut ConnectOp::new(mode, creds), &mut s, &mut f, &mut t, &mut seen).map(|_| ());
+    let creds = Credentials {
+        username: user.into(),
+        password: pass.into(),
+    };
+    let r = run(
+        &mut ConnectOp::new(mode, creds),
+        &mut s,
+        &mut f,
+        &mut t,
+        &mut seen,
+    )
+    .map(|_| ());
     (r, seen, t)
 }
 
@@ -142,7 +165,10 @@ fn cram_md5_when_advertised_and_nothing_secret_is_shown() {
     assert_eq!(code(r), 0);
     assert!(t.entries.is_empty());
     let all = seen.status.join("\n");
-    assert!(!all.contains(TIM_RESPONSE) && !all.contains("tanstaaf"), "{all}");
+    assert!(
+        !all.contains(TIM_RESPONSE) && !all.contains("tanstaaf"),
+        "{all}"
+    );
     assert!(all.contains("<CRAM-MD5 response redacted>"));
     assert_eq!(seen.responses.len(), 3);
 }
@@ -182,7 +208,10 @@ fn wrong_password_keeps_server_text() {
                   C: A0001 LOGIN \"bob\" \"bad\"
                   S: A0001 NO [AUTHENTICATIONFAILED] Authentication failed.";
     let (r, _, _) = connect(SecureMode::Plain, "bob", "bad", script);
-    assert_eq!(r, Err(MailError::AuthFailed("Authentication failed.".into())));
+    assert_eq!(
+        r,
+        Err(MailError::AuthFailed("Authentication failed.".into()))
+    );
 }
 
 #[test]
@@ -207,13 +236,22 @@ fn starttls_then_capabilities_are_read_again() {
 #[test]
 fn starttls_missing_refused_or_preauth_never_continue_in_plaintext() {
     let missing = "S: * OK [CAPABILITY IMAP4rev1 AUTH=CRAM-MD5] ready";
-    assert_eq!(code(connect(SecureMode::StartTls, "u", "p", missing).0), -1114);
+    assert_eq!(
+        code(connect(SecureMode::StartTls, "u", "p", missing).0),
+        -1114
+    );
     let refused = "S: * OK [CAPABILITY IMAP4rev1 STARTTLS] ready
                    C: A0001 STARTTLS
                    S: A0001 NO not today";
-    assert_eq!(code(connect(SecureMode::StartTls, "u", "p", refused).0), -1115);
+    assert_eq!(
+        code(connect(SecureMode::StartTls, "u", "p", refused).0),
+        -1115
+    );
     let preauth = "S: * PREAUTH [CAPABILITY IMAP4rev1 STARTTLS] welcome";
-    assert_eq!(code(connect(SecureMode::StartTls, "u", "p", preauth).0), -1117);
+    assert_eq!(
+        code(connect(SecureMode::StartTls, "u", "p", preauth).0),
+        -1117
+    );
 }
 
 #[test]
@@ -221,7 +259,10 @@ fn bytes_after_starttls_ok_are_injection() {
     let script = "S: * OK [CAPABILITY IMAP4rev1 STARTTLS] ready
                   C: A0001 STARTTLS
                   S: A0001 OK Begin TLS\\r\\n* CAPABILITY IMAP4rev1 AUTH=PLAIN";
-    assert_eq!(code(connect(SecureMode::StartTls, "u", "p", script).0), -1116);
+    assert_eq!(
+        code(connect(SecureMode::StartTls, "u", "p", script).0),
+        -1116
+    );
 }
 
 #[test]
@@ -232,13 +273,21 @@ fn logindisabled_without_cram_is_its_own_code() {
 
 #[test]
 fn preauth_is_accepted_without_starttls() {
-    let (r, _, _) = connect(SecureMode::Plain, "u", "p", "S: * PREAUTH [CAPABILITY IMAP4rev1] hi");
+    let (r, _, _) = connect(
+        SecureMode::Plain,
+        "u",
+        "p",
+        "S: * PREAUTH [CAPABILITY IMAP4rev1] hi",
+    );
     assert_eq!(code(r), 0);
 }
 
 #[test]
 fn silence_is_a_timeout_and_garbage_or_bye_are_clear() {
-    assert_eq!(code(connect(SecureMode::Plain, "u", "p", "SILENCE").0), -522);
+    assert_eq!(
+        code(connect(SecureMode::Plain, "u", "p", "SILENCE").0),
+        -522
+    );
     let (r, _, _) = connect(SecureMode::Plain, "u", "p", "S: HTTP/1.1 400 Bad Request");
     assert_eq!(code(r), -523);
     let (r, _, _) = connect(SecureMode::Plain, "u", "p", "S: * BYE too many connections");
@@ -264,6 +313,9 @@ fn noop_keeps_untagged_updates_and_logout_expects_bye() {
     let mut seen = Seen::default();
     run(&mut NoopOp::default(), &mut s, &mut f, &mut t, &mut seen).unwrap();
     assert_eq!((s.exists, s.recent), (Some(3), Some(1)));
-    assert_eq!(seen.responses, ["* 3 EXISTS", "* 1 RECENT", "A0001 OK NOOP completed"]);
+    assert_eq!(
+        seen.responses,
+        ["* 3 EXISTS", "* 1 RECENT", "A0001 OK NOOP completed"]
+    );
     run(&mut LogoutOp::default(), &mut s, &mut f, &mut t, &mut seen).unwrap();
 }

@@ -50,17 +50,26 @@ pub fn parse_server(input: &str, default_port: u16) -> Result<ServerAddr, MailEr
     }
     let bad = |why: &str| MailError::BadAddress(format!("{why}: {s:?}"));
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let close = rest.find(']').ok_or_else(|| bad("missing ']' after an IPv6 address"))?;
-        let ip: Ipv6Addr = rest[..close].parse().map_err(|_| bad("not an IPv6 address inside [ ]"))?;
+        let close = rest
+            .find(']')
+            .ok_or_else(|| bad("missing ']' after an IPv6 address"))?;
+        let ip: Ipv6Addr = rest[..close]
+            .parse()
+            .map_err(|_| bad("not an IPv6 address inside [ ]"))?;
         let after = &rest[close + 1..];
         let port = match after {
             "" => None,
-            p => Some(p.strip_prefix(':').ok_or_else(|| bad("unexpected text after ']'"))?),
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or_else(|| bad("unexpected text after ']'"))?,
+            ),
         };
         (Host::Ip(IpAddr::V6(ip)), port)
     } else if s.matches(':').count() > 1 {
         // A bare IPv6 address: no port can be told apart from it.
-        let ip: Ipv6Addr = s.parse().map_err(|_| bad("IPv6 addresses with a port must be written [addr]:port"))?;
+        let ip: Ipv6Addr = s
+            .parse()
+            .map_err(|_| bad("IPv6 addresses with a port must be written [addr]:port"))?;
         (Host::Ip(IpAddr::V6(ip)), None)
     } else {
         let (h, p) = match s.split_once(':') {
@@ -104,7 +113,9 @@ fn valid_name(h: &str) -> Option<String> {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     });
     ok.then(|| h.to_ascii_lowercase())
 }
@@ -122,7 +133,11 @@ pub fn resolve(addr: &ServerAddr, deadline: Instant) -> Result<Vec<SocketAddr>, 
     std::thread::Builder::new()
         .name("mailext-resolve".into())
         .spawn(move || {
-            let _ = tx.send((lookup.as_str(), port).to_socket_addrs().map(|i| i.collect::<Vec<_>>()));
+            let _ = tx.send(
+                (lookup.as_str(), port)
+                    .to_socket_addrs()
+                    .map(|i| i.collect::<Vec<_>>()),
+            );
         })
         .map_err(|e| MailError::Internal(format!("cannot start the resolver thread: {e}")))?;
     match rx.recv_deadline(deadline) {

@@ -30,12 +30,16 @@ fn io_error(e: &io::Error, target: &str) -> MailError {
     let detail = format!("{target}: {e}");
     match (e.kind(), e.raw_os_error()) {
         (io::ErrorKind::ConnectionRefused, _) => MailError::Refused(detail),
-        (_, Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT)) => {
-            MailError::Unreachable(detail)
-        }
-        (io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted, _) => {
-            MailError::Closed(detail)
-        }
+        (
+            _,
+            Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT),
+        ) => MailError::Unreachable(detail),
+        (
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted,
+            _,
+        ) => MailError::Closed(detail),
         _ => MailError::Network(detail),
     }
 }
@@ -56,7 +60,12 @@ impl Connection {
             let id = io.new_id();
             let (tx, rx) = crossbeam_channel::unbounded();
             let flow = Arc::new(Flow::default());
-            io.request(Request::Connect { id, addr: *addr, events: tx, flow: flow.clone() });
+            io.request(Request::Connect {
+                id,
+                addr: *addr,
+                events: tx,
+                flow: flow.clone(),
+            });
             let mut conn = Connection {
                 id,
                 events: rx,
@@ -74,7 +83,9 @@ impl Connection {
                     return Ok(conn);
                 }
                 Ok(Event::Failed(e)) => last = Some(io_error(&e, &addr.to_string())),
-                Ok(other) => last = Some(MailError::Internal(format!("unexpected event {other:?}"))),
+                Ok(other) => {
+                    last = Some(MailError::Internal(format!("unexpected event {other:?}")))
+                }
                 Err(_) => return Err(MailError::Timeout(format!("the connection to {server}"))),
             }
         }
@@ -116,7 +127,10 @@ impl Transport for Connection {
         if self.closed {
             return Err(MailError::Closed("the connection is closed".into()));
         }
-        self.io.request(Request::Send { id: self.id, bytes: bytes.to_vec() });
+        self.io.request(Request::Send {
+            id: self.id,
+            bytes: bytes.to_vec(),
+        });
         Ok(())
     }
 
@@ -125,9 +139,14 @@ impl Transport for Connection {
             Some(d) => match self.events.recv_deadline(d) {
                 Ok(ev) => ev,
                 Err(RecvTimeoutError::Timeout) => return Ok(None),
-                Err(RecvTimeoutError::Disconnected) => return Err(MailError::Closed("the connection is closed".into())),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(MailError::Closed("the connection is closed".into()))
+                }
             },
-            None => self.events.recv().map_err(|_| MailError::Closed("the connection is closed".into()))?,
+            None => self
+                .events
+                .recv()
+                .map_err(|_| MailError::Closed("the connection is closed".into()))?,
         };
         self.take(ev).map(Some)
     }
@@ -135,21 +154,46 @@ impl Transport for Connection {
     fn start_tls(&mut self, consumed: u64, deadline: Option<Instant>) -> Result<String, MailError> {
         let (ssl, note) = client_ssl(&self.host, self.verify)?;
         let host = self.host.as_tls_name();
-        self.io.request(Request::StartTls { id: self.id, ssl: Box::new(ssl), consumed, host: host.clone() });
+        self.io.request(Request::StartTls {
+            id: self.id,
+            ssl: Box::new(ssl),
+            consumed,
+            host: host.clone(),
+        });
         loop {
             let ev = match deadline {
-                Some(d) => self.events.recv_deadline(d).map_err(|_| MailError::Timeout("the TLS handshake".into()))?,
-                None => self.events.recv().map_err(|_| MailError::Closed("the connection is closed".into()))?,
+                Some(d) => self
+                    .events
+                    .recv_deadline(d)
+                    .map_err(|_| MailError::Timeout("the TLS handshake".into()))?,
+                None => self
+                    .events
+                    .recv()
+                    .map_err(|_| MailError::Closed("the connection is closed".into()))?,
             };
             match ev {
                 Event::TlsDone(Ok(info)) => {
-                    let resumed = if info.resumed { ", session resumed" } else { "" };
-                    let checked = if self.verify { format!(", certificate verified for {host}") } else { String::new() };
-                    return Ok(format!("TLS established: {} {}{checked}{resumed} ({note})", info.version, info.cipher));
+                    let resumed = if info.resumed {
+                        ", session resumed"
+                    } else {
+                        ""
+                    };
+                    let checked = if self.verify {
+                        format!(", certificate verified for {host}")
+                    } else {
+                        String::new()
+                    };
+                    return Ok(format!(
+                        "TLS established: {} {}{checked}{resumed} ({note})",
+                        info.version, info.cipher
+                    ));
                 }
                 // Plaintext that was already on its way before the handshake.
                 Event::Data(bytes) => {
-                    return Err(MailError::Injection(format!("{} plaintext byte(s) before the handshake", bytes.len())))
+                    return Err(MailError::Injection(format!(
+                        "{} plaintext byte(s) before the handshake",
+                        bytes.len()
+                    )))
                 }
                 other => {
                     self.take(other)?;

@@ -26,12 +26,29 @@ pub struct Flow {
 }
 
 pub enum Request {
-    Connect { id: usize, addr: SocketAddr, events: Sender<Event>, flow: Arc<Flow> },
-    Send { id: usize, bytes: Vec<u8> },
+    Connect {
+        id: usize,
+        addr: SocketAddr,
+        events: Sender<Event>,
+        flow: Arc<Flow>,
+    },
+    Send {
+        id: usize,
+        bytes: Vec<u8>,
+    },
     /// Start TLS; refused when more than `consumed` plaintext bytes arrived.
-    StartTls { id: usize, ssl: Box<Ssl>, consumed: u64, host: String },
-    Resume { id: usize },
-    Close { id: usize },
+    StartTls {
+        id: usize,
+        ssl: Box<Ssl>,
+        consumed: u64,
+        host: String,
+    },
+    Resume {
+        id: usize,
+    },
+    Close {
+        id: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -43,7 +60,9 @@ pub struct TlsInfo {
 
 #[derive(Debug)]
 pub enum Event {
-    Connected { peer: SocketAddr },
+    Connected {
+        peer: SocketAddr,
+    },
     Data(Vec<u8>),
     TlsDone(Result<TlsInfo, crate::error::MailError>),
     /// The server closed the connection.
@@ -97,8 +116,14 @@ impl Io {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = crossbeam_channel::unbounded();
-        std::thread::Builder::new().name("mailext-io".into()).spawn(move || Reactor::new(poll, rx).run())?;
-        Ok(Io { requests: tx, waker, next_id: Arc::new(AtomicUsize::new(1)) })
+        std::thread::Builder::new()
+            .name("mailext-io".into())
+            .spawn(move || Reactor::new(poll, rx).run())?;
+        Ok(Io {
+            requests: tx,
+            waker,
+            next_id: Arc::new(AtomicUsize::new(1)),
+        })
     }
 
     pub fn new_id(&self) -> usize {
@@ -121,7 +146,12 @@ struct Reactor {
 
 impl Reactor {
     fn new(poll: Poll, requests: Receiver<Request>) -> Self {
-        Reactor { poll, requests, conns: HashMap::new(), buf: vec![0; READ_CHUNK] }
+        Reactor {
+            poll,
+            requests,
+            conns: HashMap::new(),
+            buf: vec![0; READ_CHUNK],
+        }
     }
 
     fn run(mut self) {
@@ -148,14 +178,30 @@ impl Reactor {
 
     fn handle(&mut self, r: Request) {
         match r {
-            Request::Connect { id, addr, events, flow } => match TcpStream::connect(addr) {
+            Request::Connect {
+                id,
+                addr,
+                events,
+                flow,
+            } => match TcpStream::connect(addr) {
                 Ok(mut s) => {
-                    let reg = self.poll.registry().register(&mut s, Token(id), Interest::READABLE | Interest::WRITABLE);
+                    let reg = self.poll.registry().register(
+                        &mut s,
+                        Token(id),
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
                     if let Err(e) = reg {
                         let _ = events.send(Event::Failed(e));
                         return;
                     }
-                    let conn = Conn { stream: Stream::Plain(s), events, flow, connecting: true, out: Vec::new(), received: 0 };
+                    let conn = Conn {
+                        stream: Stream::Plain(s),
+                        events,
+                        flow,
+                        connecting: true,
+                        out: Vec::new(),
+                        received: 0,
+                    };
                     self.conns.insert(id, conn);
                 }
                 Err(e) => {
@@ -168,7 +214,12 @@ impl Reactor {
                     self.ready(id);
                 }
             }
-            Request::StartTls { id, ssl, consumed, host } => self.start_tls(id, *ssl, consumed, host),
+            Request::StartTls {
+                id,
+                ssl,
+                consumed,
+                host,
+            } => self.start_tls(id, *ssl, consumed, host),
             Request::Resume { id } => self.ready(id),
             Request::Close { id } => self.close(id),
         }
@@ -194,7 +245,9 @@ impl Reactor {
     }
 
     fn start_tls(&mut self, id: usize, ssl: Ssl, consumed: u64, host: String) {
-        let Some(c) = self.conns.get_mut(&id) else { return };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         // Catch bytes already in the kernel: anything past the reply is injected.
         if let Stream::Plain(tcp) = &mut c.stream {
             let mut probe = [0u8; 1];
@@ -205,7 +258,9 @@ impl Reactor {
         }
         if c.received != consumed {
             let extra = c.received.saturating_sub(consumed);
-            let e = crate::error::MailError::Injection(format!("{extra} plaintext byte(s) arrived before the handshake"));
+            let e = crate::error::MailError::Injection(format!(
+                "{extra} plaintext byte(s) arrived before the handshake"
+            ));
             return self.fail(id, Event::TlsDone(Err(e)));
         }
         let Stream::Plain(tcp) = std::mem::replace(&mut c.stream, Stream::Gone) else {
@@ -215,13 +270,24 @@ impl Reactor {
         self.handshake(id, ssl.connect(tcp), host);
     }
 
-    fn handshake(&mut self, id: usize, r: Result<SslStream<TcpStream>, HandshakeError<TcpStream>>, host: String) {
-        let Some(c) = self.conns.get_mut(&id) else { return };
+    fn handshake(
+        &mut self,
+        id: usize,
+        r: Result<SslStream<TcpStream>, HandshakeError<TcpStream>>,
+        host: String,
+    ) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         match r {
             Ok(s) => {
                 let info = TlsInfo {
                     version: s.ssl().version_str().to_string(),
-                    cipher: s.ssl().current_cipher().map(|c| c.name().to_string()).unwrap_or_default(),
+                    cipher: s
+                        .ssl()
+                        .current_cipher()
+                        .map(|c| c.name().to_string())
+                        .unwrap_or_default(),
                     resumed: s.ssl().session_reused(),
                 };
                 c.stream = Stream::Tls(Box::new(s));
@@ -244,9 +310,13 @@ impl Reactor {
 
     /// Makes all the progress the socket allows: connect, handshake, write, read.
     fn ready(&mut self, id: usize) {
-        let Some(c) = self.conns.get_mut(&id) else { return };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         if c.connecting {
-            let Stream::Plain(tcp) = &mut c.stream else { return };
+            let Stream::Plain(tcp) = &mut c.stream else {
+                return;
+            };
             match tcp.take_error() {
                 Ok(Some(e)) | Err(e) => return self.fail(id, Event::Failed(e)),
                 Ok(None) => {}
@@ -262,7 +332,10 @@ impl Reactor {
             }
         }
         if let Stream::Handshaking(..) = c.stream {
-            let Stream::Handshaking(mid, host) = std::mem::replace(&mut c.stream, Stream::Gone) else { unreachable!() };
+            let Stream::Handshaking(mid, host) = std::mem::replace(&mut c.stream, Stream::Gone)
+            else {
+                unreachable!()
+            };
             return self.handshake(id, mid.handshake(), host);
         }
         if let Err(e) = flush(c) {
@@ -285,7 +358,12 @@ fn flush(c: &mut Conn) -> io::Result<()> {
             _ => break,
         };
         match r {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the connection accepts no more data")),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "the connection accepts no more data",
+                ))
+            }
             Ok(n) => written += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

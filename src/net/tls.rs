@@ -45,21 +45,27 @@ static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
 
 fn folder_key() -> (Option<PathBuf>, Option<SystemTime>) {
     let dir = cacerts_dir();
-    let mtime = dir.as_deref().and_then(|d| std::fs::metadata(d).ok()).and_then(|m| m.modified().ok());
+    let mtime = dir
+        .as_deref()
+        .and_then(|d| std::fs::metadata(d).ok())
+        .and_then(|m| m.modified().ok());
     (dir, mtime)
 }
 
 fn build_connector(dir: Option<&Path>) -> Result<(SslConnector, usize), MailError> {
     let setup = |e: openssl::error::ErrorStack| MailError::TlsSetup(e.to_string());
     let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(setup)?;
-    b.set_min_proto_version(Some(SslVersion::TLS1_2)).map_err(setup)?;
+    b.set_min_proto_version(Some(SslVersion::TLS1_2))
+        .map_err(setup)?;
     b.set_default_verify_paths().map_err(setup)?;
     let mut loaded = 0;
     if let Some(entries) = dir.and_then(|d| std::fs::read_dir(d).ok()) {
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for path in paths.iter().filter(|p| p.is_file()) {
-            let Ok(bytes) = std::fs::read(path) else { continue };
+            let Ok(bytes) = std::fs::read(path) else {
+                continue;
+            };
             let certs = X509::stack_from_pem(&bytes)
                 .ok()
                 .filter(|c| !c.is_empty())
@@ -81,7 +87,11 @@ pub fn client_ssl(host: &Host, verify: bool) -> Result<(Ssl, String), MailError>
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     if cache.as_ref().map(|c| &c.key) != Some(&key) {
         let (connector, loaded) = build_connector(key.0.as_deref())?;
-        *cache = Some(Cached { key: key.clone(), connector, loaded });
+        *cache = Some(Cached {
+            key: key.clone(),
+            connector,
+            loaded,
+        });
     }
     let cached = cache.as_ref().expect("filled above");
     let setup = |e: openssl::error::ErrorStack| MailError::TlsSetup(e.to_string());
@@ -94,8 +104,9 @@ pub fn client_ssl(host: &Host, verify: bool) -> Result<(Ssl, String), MailError>
     let mut ssl = config.into_ssl(&name).map_err(setup)?;
     if verify {
         // RFC 6125: only subjectAltName counts; a wildcard is a whole left-most label.
-        ssl.param_mut()
-            .set_hostflags(X509CheckFlags::NO_PARTIAL_WILDCARDS | X509CheckFlags::NEVER_CHECK_SUBJECT);
+        ssl.param_mut().set_hostflags(
+            X509CheckFlags::NO_PARTIAL_WILDCARDS | X509CheckFlags::NEVER_CHECK_SUBJECT,
+        );
     }
     let note = match (&key.0, verify) {
         (_, false) => "certificate verification is off (verify = kFalse)".to_string(),
@@ -116,7 +127,9 @@ pub fn classify_failure(verify: X509VerifyResult, detail: &str, host: &str) -> M
     }
     let raw = verify.as_raw();
     let problem = match raw {
-        openssl_sys::X509_V_ERR_CERT_HAS_EXPIRED | openssl_sys::X509_V_ERR_CERT_NOT_YET_VALID => CertProblem::Expired,
+        openssl_sys::X509_V_ERR_CERT_HAS_EXPIRED | openssl_sys::X509_V_ERR_CERT_NOT_YET_VALID => {
+            CertProblem::Expired
+        }
         openssl_sys::X509_V_ERR_HOSTNAME_MISMATCH
         | openssl_sys::X509_V_ERR_IP_ADDRESS_MISMATCH
         | openssl_sys::X509_V_ERR_EMAIL_MISMATCH => CertProblem::NameMismatch,

@@ -1,0 +1,229 @@
+//! A real Dovecot on free loopback ports, configured by the test: plain
+//! IMAP (STARTTLS offered) and implicit-TLS IMAP, users in a passwd file.
+
+use super::pki::Leaf;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const USER: &str = "alice";
+pub const PASSWORD: &str = "s3cret-Pa55";
+/// A user whose password needs an IMAP literal (8-bit) and quoting.
+pub const USER2: &str = "bob";
+pub const PASSWORD2: &str = "pä\"ss\\wörd";
+
+#[derive(Clone)]
+pub struct Options {
+    pub auth_mechanisms: &'static str,
+    pub listen_v6: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            auth_mechanisms: "plain login cram-md5",
+            listen_v6: true,
+        }
+    }
+}
+
+pub struct Dovecot {
+    pub dir: tempfile::TempDir,
+    pub imap_port: u16,
+    pub imaps_port: u16,
+    child: Child,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ipv6_loopback_works() -> bool {
+    TcpListener::bind("[::1]:0").is_ok()
+}
+
+impl Dovecot {
+    pub fn start(leaf: &Leaf, opts: &Options) -> Dovecot {
+        let dir = tempfile::Builder::new()
+            .prefix("mailext-dovecot")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("server.crt"), &leaf.cert_pem).unwrap();
+        std::fs::write(d.join("server.key"), &leaf.key_pem).unwrap();
+        std::fs::write(
+            d.join("passwd"),
+            format!(
+                "{USER}:{{PLAIN}}{PASSWORD}::::::\n{USER2}:{{PLAIN}}{}::::::\n",
+                PASSWORD2.replace(':', "")
+            ),
+        )
+        .unwrap();
+        for sub in ["run", "state", "home"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let root = unsafe { libc::geteuid() } == 0;
+        // As root, Dovecot's own users run the services and "mail" owns the
+        // store; as anyone else, everything runs as that user.
+        let (uid, gid, users) = if root {
+            std::os::unix::fs::chown(d.join("home"), Some(8), Some(8)).unwrap();
+            (8, 8, String::new())
+        } else {
+            let name = std::env::var("USER").unwrap_or_else(|_| "nobody".into());
+            let (u, g) = unsafe { (libc::getuid(), libc::getgid()) };
+            (
+                u,
+                g,
+                format!("default_login_user = {name}\ndefault_internal_user = {name}\n"),
+            )
+        };
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let imap_port = free_port();
+        let imaps_port = free_port();
+        let listen = if opts.listen_v6 && ipv6_loopback_works() {
+            "127.0.0.1, ::1"
+        } else {
+            "127.0.0.1"
+        };
+        let conf = format!(
+            r#"base_dir = {dir}/run
+state_dir = {dir}/state
+instance_name = mailext-{imap_port}
+listen = {listen}
+protocols = imap
+{users}log_path = {dir}/dovecot.log
+ssl = yes
+ssl_cert = <{dir}/server.crt
+ssl_key = <{dir}/server.key
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = no
+auth_mechanisms = {mechs}
+auth_failure_delay = 0
+first_valid_uid = 1
+mail_location = maildir:~/Maildir
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {dir}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={dir}/home/%u
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = {imaps_port}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"#,
+            dir = d.display(),
+            mechs = opts.auth_mechanisms,
+        );
+        std::fs::write(d.join("dovecot.conf"), conf).unwrap();
+        let stderr = std::fs::File::create(d.join("stderr.log")).unwrap();
+        let mut cmd = Command::new(dovecot_binary());
+        cmd.arg("-F").arg("-c").arg(d.join("dovecot.conf"));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        // The shared instance lives in a static that is never dropped: have
+        // the kernel stop Dovecot when the test process goes away.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = spawn_from_long_lived_thread(cmd);
+        let dc = Dovecot {
+            dir,
+            imap_port,
+            imaps_port,
+            child,
+        };
+        dc.wait_ready();
+        dc
+    }
+
+    fn wait_ready(&self) {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(20) {
+            let a = std::net::TcpStream::connect(("127.0.0.1", self.imap_port)).is_ok();
+            let b = std::net::TcpStream::connect(("127.0.0.1", self.imaps_port)).is_ok();
+            if a && b {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("dovecot did not start; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
+        read("stderr.log") + &read("dovecot.log")
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// PR_SET_PDEATHSIG fires when the spawning *thread* ends, and test threads
+/// end early; so every server is spawned by one thread that never ends.
+fn spawn_from_long_lived_thread(cmd: Command) -> Child {
+    type Job = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    let tx = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::spawn(move || {
+            for (mut cmd, reply) in rx {
+                let _ = reply.send(cmd.spawn());
+            }
+        });
+        std::sync::Mutex::new(tx)
+    });
+    let (rtx, rrx) = std::sync::mpsc::channel();
+    tx.lock().unwrap().send((cmd, rtx)).unwrap();
+    rrx.recv()
+        .unwrap()
+        .expect("cannot start dovecot (install dovecot-imapd)")
+}
+
+fn dovecot_binary() -> PathBuf {
+    for p in ["/usr/sbin/dovecot", "/usr/local/sbin/dovecot"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    PathBuf::from("dovecot")
+}
