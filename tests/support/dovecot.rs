@@ -128,6 +128,10 @@ service imap-login {{
 service anvil {{
   chroot =
 }}
+# The thread tests log one user in many times at once.
+protocol imap {{
+  mail_max_userip_connections = 1000
+}}
 "#,
             dir = d.display(),
             mechs = opts.auth_mechanisms,
