@@ -460,11 +460,11 @@ unsafe extern "C" fn cb_status(c: *mut c_void, p: *const u8, pl: usize, m: *cons
 }
 
 /// Where the workspace's build of the plugin is, relative to a binary in
-/// `target/<profile>/` (or `target/<profile>/deps/` for tests).
+/// `target/<profile>/` (or its `deps/` or `examples/` for tests and examples).
 pub fn default_plugin_path() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    if dir.ends_with("deps") {
+    if dir.ends_with("deps") || dir.ends_with("examples") {
         dir.pop();
     }
     dir.join(format!(
