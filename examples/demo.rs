@@ -46,10 +46,7 @@ bad = IMAPConnect("localhost:{port}", "{USER}", "wrong", "onStatus", responses)
         "Script (password hidden here too):\n{}",
         script.replace(PASSWORD, "<password>")
     );
-    let host = plugin_abi::host::default_plugin_path()
-        .parent()
-        .unwrap()
-        .join("mailext-host");
+    let host = plugin_abi::host::profile_dir().join("mailext-host");
     let extra: Vec<String> = std::env::args().skip(1).collect();
     let status = Command::new(host)
         .args(&extra)

@@ -135,6 +135,15 @@ fn implicit_tls_and_starttls() {
 }
 
 #[test]
+fn implicit_tls_against_a_plaintext_port_says_so() {
+    let d = dovecot();
+    let (o, _) = connect(&local(d.imap_port), USER, PASSWORD, 1, true);
+    assert_eq!(o.code(), -1110, "{}", status_text(&o));
+    let detail = env().plugin.last_error();
+    assert!(detail.contains("did not answer with TLS"), "{detail}");
+}
+
+#[test]
 fn secure_defaults_to_port_993_when_implicit() {
     // No port given with secure = 1 means 993; nothing listens there here.
     let (o, _) = connect("127.0.0.1", USER, PASSWORD, 1, true);
@@ -246,10 +255,7 @@ fn host_json_without_cacerts_env(
     lines: &[&str],
     plugin: &std::path::Path,
 ) -> Vec<serde_json::Value> {
-    let exe = plugin_abi::host::default_plugin_path()
-        .parent()
-        .unwrap()
-        .join("mailext-host");
+    let exe = plugin_abi::host::profile_dir().join("mailext-host");
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("--json")
         .arg("--plugin")

@@ -459,17 +459,34 @@ unsafe extern "C" fn cb_status(c: *mut c_void, p: *const u8, pl: usize, m: *cons
     });
 }
 
-/// Where the workspace's build of the plugin is, relative to a binary in
-/// `target/<profile>/` (or its `deps/` or `examples/` for tests and examples).
+/// Where the workspace's build of the plugin is, for a binary in
+/// `target/<profile>/` or its `deps/` or `examples/`. `cargo test` leaves a
+/// fresh library only in `deps/` and `cargo build` also copies it up a level,
+/// so the newer of the two is the current build.
 pub fn default_plugin_path() -> std::path::PathBuf {
+    let file = format!(
+        "{}mailext{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let profile = profile_dir();
+    let candidates = [profile.join(&file), profile.join("deps").join(&file)];
+    let modified = |p: &std::path::PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    candidates
+        .iter()
+        .filter_map(|p| modified(p).map(|t| (t, p)))
+        .max_by_key(|(t, _)| *t)
+        .map(|(_, p)| p.clone())
+        .unwrap_or_else(|| candidates[0].clone())
+}
+
+/// `target/<profile>/` for a binary there or in its `deps/` or `examples/`:
+/// where `mailext-host` lives.
+pub fn profile_dir() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     if dir.ends_with("deps") || dir.ends_with("examples") {
         dir.pop();
     }
-    dir.join(format!(
-        "{}mailext{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    ))
+    dir
 }

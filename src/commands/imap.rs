@@ -56,7 +56,13 @@ pub fn connect(call: &HostCall) -> Result<Ret, MailError> {
     let mut frag = Fragmentizer::new(FrameLimits::default());
     if mode == SecureMode::Implicit {
         obs.status("Starting the TLS handshake");
-        let info = conn.start_tls(0, Some(deadline))?;
+        let info = conn.start_tls(0, Some(deadline)).map_err(|e| match e {
+            // Nothing was consumed yet, so these bytes are a plaintext greeting.
+            MailError::Injection(_) => MailError::TlsHandshake(format!(
+                "{addr} did not answer with TLS: it sent plaintext first (for STARTTLS use secure = 2)"
+            )),
+            e => e,
+        })?;
         obs.status(&info);
         session.tls = true;
     }

@@ -425,6 +425,33 @@ mod tests {
         }
     }
 
+    /// Arbitrary bytes never panic the fragmentizer or decoder (a cheap,
+    /// deterministic stand-in for the fuzz target on every test run).
+    #[test]
+    fn garbage_never_panics() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let alphabet = b"* OK NO BAD{}[]()+\"\\\r\n0123456789 ABCDEF\x00\xff";
+        for _ in 0..2000 {
+            let mut f = Fragmentizer::new(FrameLimits {
+                max_line: 64,
+                max_literal: 32,
+            });
+            for _ in 0..8 {
+                let mut chunk = Vec::new();
+                for _ in 0..(x % 40) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    chunk.push(alphabet[(x % alphabet.len() as u64) as usize]);
+                }
+                f.push(&chunk);
+                while let Ok(Some(frame)) = f.next_frame() {
+                    let _ = decode(&frame);
+                }
+            }
+        }
+    }
+
     #[test]
     fn strings_are_quoted_or_literal() {
         assert_eq!(encode_string("alice"), Wire::Quoted("\"alice\"".into()));

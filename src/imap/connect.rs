@@ -340,7 +340,10 @@ impl Operation for ConnectOp {
 
     fn waiting_for(&self) -> String {
         match &self.state {
-            State::Greeting(_) => "the server greeting".into(),
+            State::Greeting(_) if self.mode == SecureMode::Implicit => "the server greeting".into(),
+            State::Greeting(_) => {
+                "the server greeting (a port that expects TLS first needs secure = 1)".into()
+            }
             State::Capability(_) => "the CAPABILITY reply".into(),
             State::StartTls(_) => "the STARTTLS reply".into(),
             State::Handshake(_) => "the TLS handshake".into(),

@@ -123,6 +123,15 @@ pub fn client_ssl(host: &Host, verify: bool) -> Result<(Ssl, String), MailError>
 /// Turns a failed handshake into the error the caller sees.
 pub fn classify_failure(verify: X509VerifyResult, detail: &str, host: &str) -> MailError {
     if verify == X509VerifyResult::OK {
+        // OpenSSL's words for "these bytes are not TLS records".
+        let not_tls = [
+            "wrong version number",
+            "packet length too long",
+            "record layer failure",
+        ];
+        if not_tls.iter().any(|w| detail.contains(w)) {
+            return MailError::TlsHandshake(format!("{host} did not answer with TLS ({detail})"));
+        }
         return MailError::TlsHandshake(detail.to_string());
     }
     let raw = verify.as_raw();

@@ -8,7 +8,9 @@ pub mod scripted;
 
 use dovecot::{Dovecot, Options};
 use pki::{Ca, Leaf};
-use plugin_abi::host::{default_plugin_path, CallOutcome, HostValue, List, Plugin, Tri};
+use plugin_abi::host::{
+    default_plugin_path, profile_dir, CallOutcome, HostValue, List, Plugin, Tri,
+};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -122,7 +124,7 @@ pub fn host_json(
     envs: &[(&str, &str)],
     plugin: Option<&std::path::Path>,
 ) -> Vec<serde_json::Value> {
-    let exe = default_plugin_path().parent().unwrap().join("mailext-host");
+    let exe = profile_dir().join("mailext-host");
     let mut cmd = std::process::Command::new(&exe);
     cmd.arg("--json");
     if let Some(p) = plugin {

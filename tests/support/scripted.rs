@@ -36,9 +36,14 @@ impl Peer {
 
     /// Reads a command line and returns its tag.
     pub fn command(&mut self, verb: &str) -> String {
-        let l = self.line().unwrap_or_else(|| panic!("client closed; expected {verb}"));
+        let l = self
+            .line()
+            .unwrap_or_else(|| panic!("client closed; expected {verb}"));
         let (tag, rest) = l.split_once(' ').unwrap_or((&l, ""));
-        assert!(rest.to_ascii_uppercase().starts_with(verb), "expected {verb}, got {l:?}");
+        assert!(
+            rest.to_ascii_uppercase().starts_with(verb),
+            "expected {verb}, got {l:?}"
+        );
         tag.to_string()
     }
 
@@ -62,13 +67,22 @@ impl Scripted {
         let done = std::thread::spawn(move || {
             tx.send(()).unwrap();
             let (stream, _) = listener.accept().unwrap();
-            stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-            let mut peer = Peer { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream, received: vec![] };
+            stream
+                .set_read_timeout(Some(Duration::from_secs(15)))
+                .unwrap();
+            let mut peer = Peer {
+                reader: BufReader::new(stream.try_clone().unwrap()),
+                writer: stream,
+                received: vec![],
+            };
             script(&mut peer);
             peer.received
         });
         rx.recv().unwrap();
-        Scripted { port, done: Some(done) }
+        Scripted {
+            port,
+            done: Some(done),
+        }
     }
 
     /// Every line the client sent, once the script has finished.
