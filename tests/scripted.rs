@@ -13,7 +13,10 @@ const GREETING: &str = "* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] scripted
 fn no_credentials_sent(lines: &[String]) {
     for l in lines {
         let u = l.to_ascii_uppercase();
-        assert!(!u.contains("LOGIN \"") && !u.contains("AUTHENTICATE"), "credentials went out: {l}");
+        assert!(
+            !u.contains("LOGIN \"") && !u.contains("AUTHENTICATE"),
+            "credentials went out: {l}"
+        );
         assert!(!l.contains("pw"), "password went out: {l}");
     }
 }
@@ -60,7 +63,9 @@ fn bytes_injected_after_starttls_ok_are_refused() {
         p.send(GREETING);
         let tag = p.command("STARTTLS");
         // One write: the injected capability rides in the same packet.
-        p.send(&format!("{tag} OK Begin TLS now\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n"));
+        p.send(&format!(
+            "{tag} OK Begin TLS now\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n"
+        ));
         p.drain();
     });
     let (o, _) = connect(&local(srv.port), "u", "pw", 2, true);
@@ -80,7 +85,12 @@ fn bytes_injected_in_a_later_packet_never_authenticate() {
     });
     let (o, _) = connect(&local(srv.port), "u", "pw", 2, true);
     // Caught before the handshake (-1116) or by it (-1110): either way no login.
-    assert!([-1116, -1110].contains(&o.code()), "{} {}", o.code(), status_text(&o));
+    assert!(
+        [-1116, -1110].contains(&o.code()),
+        "{} {}",
+        o.code(),
+        status_text(&o)
+    );
     no_credentials_sent(&srv.received());
 }
 
@@ -109,7 +119,10 @@ fn garbage_greeting_bye_and_oversized_line() {
         p.send(&"* OK ".repeat(40_000));
         p.drain();
     });
-    assert_eq!(connect(&local(srv.port), "u", "pw", 0, true).0.code(), -1125);
+    assert_eq!(
+        connect(&local(srv.port), "u", "pw", 0, true).0.code(),
+        -1125
+    );
 }
 
 #[test]
@@ -127,10 +140,18 @@ fn close_in_mid_command() {
 fn refused_and_unresolvable() {
     let port = support::dovecot::free_port();
     assert_eq!(connect(&local(port), "u", "pw", 0, true).0.code(), -1104);
-    assert_eq!(connect("no-such-host.invalid:143", "u", "pw", 0, true).0.code(), -1103);
+    assert_eq!(
+        connect("no-such-host.invalid:143", "u", "pw", 0, true)
+            .0
+            .code(),
+        -1103
+    );
     assert_eq!(connect("", "u", "pw", 0, true).0.code(), -511);
     assert_eq!(connect("bad host name", "u", "pw", 0, true).0.code(), -1101);
-    assert_eq!(connect("localhost:99999", "u", "pw", 0, true).0.code(), -1102);
+    assert_eq!(
+        connect("localhost:99999", "u", "pw", 0, true).0.code(),
+        -1102
+    );
 }
 
 /// A server that logs in and then serves NOOPs, each after `delay`.
@@ -162,11 +183,18 @@ fn two_threads_on_one_socket_second_is_busy_at_once() {
     let t0 = Instant::now();
     let second = env().plugin.call("IMAPNoOp", &mut [i(sock)]).code();
     assert_eq!(second, -1124);
-    assert!(t0.elapsed() < Duration::from_millis(100), "busy must not wait");
+    assert!(
+        t0.elapsed() < Duration::from_millis(100),
+        "busy must not wait"
+    );
     assert_eq!(first.join().unwrap(), 0);
     assert_eq!(disconnect(sock).code(), 0);
     let lines = srv.received();
-    assert_eq!(lines.iter().filter(|l| l.ends_with("NOOP")).count(), 1, "{lines:?}");
+    assert_eq!(
+        lines.iter().filter(|l| l.ends_with("NOOP")).count(),
+        1,
+        "{lines:?}"
+    );
 }
 
 #[test]

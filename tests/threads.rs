@@ -42,7 +42,11 @@ fn thirty_two_threads_connect_noop_and_disconnect_at_once() {
 fn plugin_uses_one_io_thread() {
     let d = dovecot();
     let socks: Vec<i64> = (0..20)
-        .map(|_| connect(&local(d.imap_port), USER, PASSWORD, 0, true).0.code())
+        .map(|_| {
+            connect(&local(d.imap_port), USER, PASSWORD, 0, true)
+                .0
+                .code()
+        })
         .collect();
     assert!(socks.iter().all(|s| *s > 0));
     let names = std::fs::read_dir("/proc/self/task")
@@ -50,7 +54,10 @@ fn plugin_uses_one_io_thread() {
         .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
         .filter(|n| n.starts_with("mailext-io"))
         .count();
-    assert_eq!(names, 1, "20 idle sessions hold one I/O thread, no thread each");
+    assert_eq!(
+        names, 1,
+        "20 idle sessions hold one I/O thread, no thread each"
+    );
     for s in socks {
         assert_eq!(disconnect(s).code(), 0);
     }

@@ -8,21 +8,37 @@ use support::scripted::{Peer, Scripted};
 use support::*;
 
 fn set_timeout(secs: i64) -> i64 {
-    env().plugin.call("MailSetConfig", &mut [s("commstimeout"), i(secs)]).code()
+    env()
+        .plugin
+        .call("MailSetConfig", &mut [s("commstimeout"), i(secs)])
+        .code()
 }
 
 #[test]
 fn silent_server_times_out_within_the_configured_time() {
     assert_eq!(set_timeout(2), 0);
-    assert_eq!(env().plugin.call("MailGetConfig", &mut [s("commstimeout")]).code(), 2);
+    assert_eq!(
+        env()
+            .plugin
+            .call("MailGetConfig", &mut [s("commstimeout")])
+            .code(),
+        2
+    );
     // Accepts, then never says a word.
     let srv = Scripted::start(|p: &mut Peer| p.drain());
     let t0 = Instant::now();
     let (o, _) = connect(&local(srv.port), "u", "pw", 0, true);
     let took = t0.elapsed();
     assert_eq!(o.code(), -522, "{}", status_text(&o));
-    assert!(took >= Duration::from_millis(1900) && took < Duration::from_millis(3000), "{took:?}");
-    assert!(env().plugin.last_error().contains("greeting"), "{}", env().plugin.last_error());
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_millis(3000),
+        "{took:?}"
+    );
+    assert!(
+        env().plugin.last_error().contains("greeting"),
+        "{}",
+        env().plugin.last_error()
+    );
 
     // A server that stops answering in mid-session: NOOP times out too.
     let srv = Scripted::start(|p: &mut Peer| {
@@ -40,7 +56,19 @@ fn silent_server_times_out_within_the_configured_time() {
     assert_eq!(disconnect(sock).code(), 0);
 
     assert_eq!(set_timeout(-1), -1132);
-    assert_eq!(env().plugin.call("MailSetConfig", &mut [s("nosuch"), i(1)]).code(), -1132);
+    assert_eq!(
+        env()
+            .plugin
+            .call("MailSetConfig", &mut [s("nosuch"), i(1)])
+            .code(),
+        -1132
+    );
     assert_eq!(set_timeout(0), 0);
-    assert_eq!(env().plugin.call("MailGetConfig", &mut [s("commstimeout")]).code(), 60);
+    assert_eq!(
+        env()
+            .plugin
+            .call("MailGetConfig", &mut [s("commstimeout")])
+            .code(),
+        60
+    );
 }
