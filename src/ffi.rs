@@ -31,6 +31,10 @@ const VERSION: &CStr =
         Err(_) => panic!("version contains NUL"),
     };
 
+/// The callbacks every ABI 1.x host provides. Fields appended in later minors
+/// must be treated as optional, so older hosts keep working.
+const CALLBACKS_1_0_SIZE: usize = std::mem::size_of::<MailextHostCallbacks>();
+
 static PLUGIN: MailextPlugin = MailextPlugin {
     struct_size: std::mem::size_of::<MailextPlugin>() as u32,
     abi_major: MAILEXT_ABI_MAJOR,
@@ -85,9 +89,7 @@ unsafe extern "C" fn call(
             return MAILEXT_ERR_PARAM_INFO;
         }
         let cb = &*host;
-        if (cb.struct_size as usize) < std::mem::size_of::<MailextHostCallbacks>()
-            || cb.set_return.is_none()
-        {
+        if (cb.struct_size as usize) < CALLBACKS_1_0_SIZE || cb.set_return.is_none() {
             return MAILEXT_ERR_PARAM_INFO;
         }
         if index as usize >= COMMAND_COUNT {

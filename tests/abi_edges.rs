@@ -129,3 +129,53 @@ fn handshake_refuses_an_incompatible_host() {
         Err(LoadError::Library(_))
     ));
 }
+
+/// A host whose set_return refuses everything: `call` then returns the
+/// result itself, and a refused socket is not left open.
+#[test]
+fn refused_return_values_come_back_from_call() {
+    use plugin_abi::*;
+    use std::ffi::c_void;
+    unsafe extern "C" fn refuse(_: *mut c_void, _: *const MailextValue) -> i32 {
+        -1
+    }
+    let d = dovecot();
+    env();
+    let lib = unsafe { libloading::Library::new(plugin_path()) }.unwrap();
+    let entry: libloading::Symbol<MailextEntryFn> = unsafe { lib.get(b"mailext_entry") }.unwrap();
+    let info = MailextHostInfo {
+        struct_size: std::mem::size_of::<MailextHostInfo>() as u32,
+        abi_major: MAILEXT_ABI_MAJOR,
+        abi_minor: MAILEXT_ABI_MINOR,
+        _reserved: 0,
+        host_name: std::ptr::null(),
+    };
+    let api = unsafe { &*entry(&info, std::ptr::null_mut()) };
+    let cb = MailextHostCallbacks {
+        struct_size: std::mem::size_of::<MailextHostCallbacks>() as u32,
+        _reserved: 0,
+        ctx: std::ptr::null_mut(),
+        set_return: Some(refuse),
+        set_output: None,
+        list_define: None,
+        list_append: None,
+        status: None,
+    };
+    let (index, _) = env().plugin.command("IMAPConnect").unwrap();
+    let server = local(d.imap_port);
+    let strs = [
+        server.as_str(),
+        support::dovecot::USER,
+        support::dovecot::PASSWORD,
+    ];
+    let args: Vec<MailextValue> = strs
+        .iter()
+        .map(|t| MailextValue::bytes(MAILEXT_KIND_CHARACTER, t.as_bytes()))
+        .collect();
+    let call = api.call.unwrap();
+    let rc = unsafe { call(index, args.as_ptr(), 3, &cb) };
+    assert_eq!(rc, MAILEXT_ERR_BAD_LIST, "a refused socket id");
+    let bad = [MailextValue::integer(7)];
+    let rc = unsafe { call(index, bad.as_ptr(), 1, &cb) };
+    assert_eq!(rc, -501, "a refused error code comes back as the result");
+}

@@ -107,8 +107,12 @@ typedef struct MailextHostInfo {
   const char *host_name;
 } MailextHostInfo;
 
-/* MAILEXT_OK when set_return was called (command failures are negative
- * return values); a negative MAILEXT_ERR_* when no return could be delivered. */
+/* MAILEXT_OK when set_return accepted the return value (command failures are
+ * negative return values). Otherwise take the result as the return value: a
+ * MAILEXT_ERR_* when the call could not run (NULL callbacks, unknown index),
+ * the command's own negative code when set_return refused it, or
+ * MAILEXT_ERR_BAD_LIST when set_return refused a successful result (a socket
+ * it carried is closed again). */
 typedef int32_t (*MailextCallFn)(uint32_t command_index, const MailextValue *args,
                                  uint32_t argc, const MailextHostCallbacks *host);
 

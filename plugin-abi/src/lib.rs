@@ -184,9 +184,12 @@ pub struct MailextHostInfo {
 }
 
 /// Runs command `command_index` with `argc` arguments.
-/// Returns `MAILEXT_OK` when the command ran and `set_return` was called (the
-/// command's own failures are negative return values), or a negative
-/// `MAILEXT_ERR_*` when no return value could be delivered.
+/// Returns `MAILEXT_OK` when `set_return` accepted the return value (the
+/// command's own failures are negative return values). Otherwise the host
+/// takes the result as the return value: a `MAILEXT_ERR_*` when the call could
+/// not run (NULL callbacks, unknown index), the command's own negative code
+/// when `set_return` refused it, or `MAILEXT_ERR_BAD_LIST` when `set_return`
+/// refused a successful result (a socket it carried is closed again).
 pub type MailextCallFn = unsafe extern "C" fn(
     command_index: u32,
     args: *const MailextValue,
@@ -283,7 +286,11 @@ pub fn abi_compatible(other_major: u32) -> bool {
 /// `buf` must be NULL or valid for `cap` bytes.
 pub unsafe fn write_text(text: &str, buf: *mut c_char, cap: usize) -> usize {
     if !buf.is_null() && cap > 0 {
-        let n = text.len().min(cap - 1);
+        let mut n = text.len().min(cap - 1);
+        // Never cut a UTF-8 sequence in half.
+        while !text.is_char_boundary(n) {
+            n -= 1;
+        }
         std::ptr::copy_nonoverlapping(text.as_ptr(), buf as *mut u8, n);
         *buf.add(n) = 0;
     }

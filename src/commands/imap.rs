@@ -81,7 +81,18 @@ pub fn connect(call: &HostCall) -> Result<Ret, MailError> {
         closed: false,
     });
     obs.status(&format!("Socket {id} is ready"));
-    Ok(Ret::Integer(id))
+    Ok(Ret::Socket(id))
+}
+
+/// Closes and frees a socket the host never received.
+pub fn abandon(id: i64) {
+    if let Ok(entry) = IMAP_SOCKETS.get(id) {
+        IMAP_SOCKETS.remove(id);
+        if let Ok(mut s) = lock(&entry, id) {
+            s.closed = true;
+            s.conn.close();
+        }
+    }
 }
 
 /// Runs `op` on the socket in argument 0 with the usual stsproc / list.
@@ -91,6 +102,7 @@ fn on_socket<O: Operation>(call: &HostCall, mut op: O) -> Result<(i64, O::Output
     let mut guard = lock(&entry, id)?;
     let mut obs = CommandObserver::new(call, call.list(2))?;
     let s = &mut *guard;
+    s.session.clock.set_timeout(comms_timeout());
     let out = run(&mut op, &mut s.session, &mut s.frag, &mut s.conn, &mut obs)?;
     Ok((id, out))
 }
@@ -109,6 +121,7 @@ pub fn disconnect(call: &HostCall) -> Result<Ret, MailError> {
     guard.closed = true;
     let mut obs = CommandObserver::new(call, call.list(2))?;
     let s = &mut *guard;
+    s.session.clock.set_timeout(comms_timeout());
     let r = if s.session.broken.is_some() || s.session.phase == Phase::Logout {
         Ok(())
     } else {

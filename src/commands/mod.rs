@@ -13,6 +13,8 @@ use std::ffi::CStr;
 pub enum Ret {
     Integer(i64),
     Character(String),
+    /// A new socket id: closed again if the host cannot take it.
+    Socket(i64),
 }
 
 type Handler = fn(&HostCall) -> Result<Ret, MailError>;
@@ -214,9 +216,22 @@ pub unsafe fn dispatch(
         r.map(|ret| (call, ret))
     });
     match outcome {
-        Ok((call, Ret::Integer(n))) => call.set_return(&MailextValue::integer(n)),
-        Ok((call, Ret::Character(s))) => {
-            call.set_return(&MailextValue::bytes(MAILEXT_KIND_CHARACTER, s.as_bytes()))
+        Ok((call, ret)) => {
+            let v = match &ret {
+                Ret::Integer(n) | Ret::Socket(n) => MailextValue::integer(*n),
+                Ret::Character(s) => MailextValue::bytes(MAILEXT_KIND_CHARACTER, s.as_bytes()),
+            };
+            if call.set_return(&v) == MAILEXT_OK {
+                return MAILEXT_OK;
+            }
+            // The host never learns a socket it refused: close it, or it leaks.
+            if let Ret::Socket(id) = ret {
+                imap::abandon(id);
+            }
+            set_last_error(&MailError::BadList(
+                "the host refused the return value".into(),
+            ));
+            MAILEXT_ERR_BAD_LIST
         }
         Err(e) => {
             set_last_error(&e);

@@ -38,9 +38,7 @@ pub fn run<O: Operation>(
     obs: &mut dyn Observer,
 ) -> Result<O::Output, MailError> {
     if let Some(e) = &s.broken {
-        return Err(MailError::Closed(format!(
-            "the connection failed earlier: {e}"
-        )));
+        return Err(MailError::Broken(e.to_string()));
     }
     let r = run_inner(op, s, frag, t, obs);
     s.clock.stop();

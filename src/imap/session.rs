@@ -78,6 +78,10 @@ impl WaitClock {
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
+    /// Takes a new timeout (MailSetConfig applies to open sockets too).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
 }
 
 /// Connection-wide state shared by every command on the socket.
@@ -170,7 +174,7 @@ impl ImapSession {
                         // A synchronising literal: wait for "+" before the bytes.
                         chunks.push_back((std::mem::take(&mut wire), std::mem::take(&mut shown)));
                     } else {
-                        shown.push_str("\r\n");
+                        shown.push(' ');
                     }
                     wire.extend_from_slice(&bytes);
                     shown.push_str(&s);
