@@ -179,7 +179,12 @@ pub fn decode(frame: &[u8]) -> Result<Response, DecodeError> {
         .strip_suffix(b"\n")
         .ok_or_else(|| DecodeError("no line end".into()))?;
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.contains(&0) {
+    // NUL is never valid in response text; inside a literal it is data (BINARY).
+    let text_part = match line.iter().position(|&b| b == b'\n') {
+        Some(first_line_end) => &line[..first_line_end],
+        None => line,
+    };
+    if text_part.contains(&0) {
         return Err(DecodeError("NUL byte in response".into()));
     }
     let text = String::from_utf8_lossy(line);
@@ -410,6 +415,12 @@ mod tests {
             decode(b"* CAPABILITY IMAP4rev1 STARTTLS\r\n").unwrap(),
             Response::Capability(vec!["IMAP4rev1".into(), "STARTTLS".into()])
         );
+    }
+
+    #[test]
+    fn nul_is_data_inside_a_literal_only() {
+        assert!(decode(b"* 1 FETCH (BINARY[] {3}\r\na\0b)\r\n").is_ok());
+        assert!(decode(b"* OK a\0b\r\n").is_err());
     }
 
     #[test]
