@@ -122,9 +122,16 @@ fn run_inner<O: Operation>(
                 s.clock.timeout().as_secs()
             )));
         }
-        if let Some(bytes) = t.recv(s.clock.deadline())? {
-            s.clock.touch(t.now());
-            frag.push(&bytes);
+        match t.recv(s.clock.deadline()) {
+            Ok(Some(bytes)) => {
+                s.clock.touch(t.now());
+                frag.push(&bytes);
+            }
+            Ok(None) => {}
+            Err(MailError::Closed(why)) => {
+                return op.on_closed(s).unwrap_or(Err(MailError::Closed(why)));
+            }
+            Err(e) => return Err(e),
         }
     }
 }

@@ -98,6 +98,8 @@ pub struct ImapSession {
     /// Untagged EXISTS / RECENT seen so far (kept for the mailbox commands).
     pub exists: Option<u32>,
     pub recent: Option<u32>,
+    /// Set while CAPABILITY lines of one reply are arriving.
+    caps_merging: bool,
 }
 
 impl ImapSession {
@@ -111,6 +113,7 @@ impl ImapSession {
             broken: None,
             exists: None,
             recent: None,
+            caps_merging: false,
         }
     }
 
@@ -138,11 +141,19 @@ impl ImapSession {
     /// Reflects untagged data in the session; every operation calls this first.
     pub fn observe(&mut self, r: &Response) {
         match r {
-            Response::Capability(c) => self.set_caps(c),
+            // Some servers split the list over several untagged lines.
+            Response::Capability(c) if self.caps_merging => {
+                self.caps.extend(c.iter().map(|c| c.to_ascii_uppercase()));
+            }
+            Response::Capability(c) => {
+                self.set_caps(c);
+                self.caps_merging = true;
+            }
             Response::Status {
                 code: Some(Code::Capability(c)),
                 ..
             } => self.set_caps(c),
+            Response::Status { tag: Some(_), .. } => self.caps_merging = false,
             Response::Exists(n) => self.exists = Some(*n),
             Response::Recent(n) => self.recent = Some(*n),
             _ => {}
@@ -308,6 +319,11 @@ pub trait Operation {
     }
     /// For timeout messages: what the operation is waiting for.
     fn waiting_for(&self) -> String;
+    /// The server closed the connection: `Some` when that ends the
+    /// operation (LOGOUT after BYE), `None` when it is an error.
+    fn on_closed(&mut self, _s: &mut ImapSession) -> Option<Result<Self::Output, MailError>> {
+        None
+    }
 }
 
 /// The shared reaction to an untagged BYE in the middle of a command.

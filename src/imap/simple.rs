@@ -31,18 +31,25 @@ impl Operation for NoopOp {
     }
 }
 
-/// LOGOUT: the server answers BYE and then the tagged OK (RFC 3501 6.1.3).
+/// LOGOUT: the server answers BYE and then the tagged OK (RFC 3501 6.1.3);
+/// some close right after the BYE, which is a clean logout too.
 #[derive(Default)]
-pub struct LogoutOp(Option<PendingCommand>);
+pub struct LogoutOp {
+    cmd: Option<PendingCommand>,
+    saw_bye: bool,
+}
 
 impl Operation for LogoutOp {
     type Output = ();
     fn start(&mut self, s: &mut ImapSession, out: &mut Outbox) -> Step<()> {
-        self.0 = Some(s.send(CommandLine::new("LOGOUT"), out));
+        self.cmd = Some(s.send(CommandLine::new("LOGOUT"), out));
         Step::Continue
     }
     fn on_response(&mut self, s: &mut ImapSession, r: &Response, _out: &mut Outbox) -> Step<()> {
-        match self.0.as_ref().and_then(|c| c.completion(r)) {
+        if bye_error(r).is_some() {
+            self.saw_bye = true;
+        }
+        match self.cmd.as_ref().and_then(|c| c.completion(r)) {
             None => Step::Continue,
             Some((StatusKind::Ok, _)) => {
                 s.phase = Phase::Logout;
@@ -53,5 +60,11 @@ impl Operation for LogoutOp {
     }
     fn waiting_for(&self) -> String {
         "the LOGOUT reply".into()
+    }
+    fn on_closed(&mut self, s: &mut ImapSession) -> Option<Result<(), MailError>> {
+        self.saw_bye.then(|| {
+            s.phase = Phase::Logout;
+            Ok(())
+        })
     }
 }

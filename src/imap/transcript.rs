@@ -298,6 +298,49 @@ fn silence_is_a_timeout_and_garbage_or_bye_are_clear() {
 }
 
 #[test]
+fn logout_closed_right_after_bye_is_clean() {
+    let mut t = Script::parse(
+        "C: A0001 LOGOUT
+         S: * BYE see you",
+    );
+    let mut s = ImapSession::new(Duration::from_secs(5));
+    let mut f = Fragmentizer::new(FrameLimits::default());
+    run(
+        &mut LogoutOp::default(),
+        &mut s,
+        &mut f,
+        &mut t,
+        &mut Seen::default(),
+    )
+    .unwrap();
+    // Without the BYE, a close is an error.
+    let mut t = Script::parse("C: A0001 LOGOUT");
+    let mut s = ImapSession::new(Duration::from_secs(5));
+    let r = run(
+        &mut LogoutOp::default(),
+        &mut s,
+        &mut f,
+        &mut t,
+        &mut Seen::default(),
+    );
+    assert_eq!(code(r), -1106);
+}
+
+#[test]
+fn capability_lines_of_one_reply_are_merged() {
+    let script = "S: * OK ready
+                  C: A0001 CAPABILITY
+                  S: * CAPABILITY IMAP4rev1
+                  S: * CAPABILITY AUTH=CRAM-MD5
+                  S: A0001 OK done
+                  C: A0002 AUTHENTICATE CRAM-MD5
+                  S: A0002 NO no
+                  C: A0003 LOGIN \"u\" \"p\"
+                  S: A0003 OK in";
+    assert_eq!(code(connect(SecureMode::Plain, "u", "p", script).0), 0);
+}
+
+#[test]
 fn noop_keeps_untagged_updates_and_logout_expects_bye() {
     let mut t = Script::parse(
         "C: A0001 NOOP

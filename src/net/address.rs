@@ -81,7 +81,10 @@ pub fn parse_server(input: &str, default_port: u16) -> Result<ServerAddr, MailEr
         }
         let host = match h.parse::<Ipv4Addr>() {
             Ok(ip) => Host::Ip(IpAddr::V4(ip)),
-            Err(_) => Host::Name(valid_name(h).ok_or_else(|| bad("not a valid host name"))?),
+            Err(_) => Host::Name(
+                valid_name(&to_ascii(h).ok_or_else(|| bad("not a valid host name"))?)
+                    .ok_or_else(|| bad("not a valid host name"))?,
+            ),
         };
         (host, p)
     };
@@ -100,6 +103,15 @@ fn parse_port(p: &str) -> Result<u16, MailError> {
         Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
         _ => Err(MailError::BadPort(format!("{p} is outside 1..65535"))),
     }
+}
+
+/// Internationalised names become their ASCII (punycode) form, which DNS
+/// and certificates use.
+fn to_ascii(h: &str) -> Option<String> {
+    if h.is_ascii() {
+        return Some(h.to_string());
+    }
+    idna::domain_to_ascii(h).ok()
 }
 
 /// RFC 1123 host names (underscores tolerated, as resolvers do).
@@ -169,6 +181,10 @@ mod tests {
         assert_eq!(ok("[::1]", 143), "[::1]:143");
         assert_eq!(ok("::1", 143), "[::1]:143");
         assert_eq!(ok("  localhost  ", 143), "localhost:143");
+        assert_eq!(
+            ok("mail.Bücher.example:993", 143),
+            "mail.xn--bcher-kva.example:993"
+        );
     }
 
     #[test]
