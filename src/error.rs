@@ -82,6 +82,10 @@ pub enum MailError {
     CommandFailed(String),
     #[error("the connection is no longer usable after an earlier error ({0}); disconnect it")]
     Broken(String),
+    #[error("no mailbox is selected (call IMAPSelectMailbox first)")]
+    NotSelected,
+    #[error("no such message: {0}")]
+    NoSuchMessage(String),
     #[error("invalid argument value: {0}")]
     BadValue(String),
     #[error("TLS setup failed: {0}")]
@@ -133,6 +137,8 @@ pub const CODES: &[(i32, &str)] = &[
         -1127,
         "The connection failed earlier and is no longer usable; disconnect it",
     ),
+    (-1128, "No mailbox is selected"),
+    (-1129, "No such message"),
     (-1132, "Invalid argument value"),
     (-1190, "Internal error in the plugin"),
 ];
@@ -176,6 +182,8 @@ impl MailError {
             LineTooLong(_) => -1125,
             CommandFailed(_) => -1126,
             Broken(_) => -1127,
+            NotSelected => -1128,
+            NoSuchMessage(_) => -1129,
             BadValue(_) => -1132,
             Internal(_) => -1190,
         }
@@ -193,7 +201,12 @@ impl MailError {
     pub fn is_fatal_to_connection(&self) -> bool {
         !matches!(
             self,
-            MailError::CommandFailed(_) | MailError::SocketBusy | MailError::BadValue(_)
+            MailError::CommandFailed(_)
+                | MailError::SocketBusy
+                | MailError::BadValue(_)
+                | MailError::NotSelected
+                | MailError::NoSuchMessage(_)
+                | MailError::BadSocket(_)
         )
     }
 }

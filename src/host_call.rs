@@ -198,6 +198,35 @@ impl<'a> HostCall<'a> {
         }
     }
 
+    /// The index of the parameter called `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.params.iter().position(|p| param_name(p) == name)
+    }
+
+    /// The response list, wherever the command has it.
+    pub fn responses(&self) -> Option<ListHandle> {
+        self.index_of("responselist").and_then(|i| self.list(i))
+    }
+
+    /// A Character or Binary argument as bytes (message data).
+    pub fn data(&self, i: usize) -> Result<Option<Vec<u8>>, MailError> {
+        let Some(v) = self.given(i) else {
+            return Ok(None);
+        };
+        if v.kind & (MAILEXT_KIND_CHARACTER | MAILEXT_KIND_BINARY) == 0 {
+            return Err(MailError::ParamType(format!(
+                "{} must be Character or Binary",
+                self.name(i)
+            )));
+        }
+        Ok(Some(self.bytes(v).to_vec()))
+    }
+
+    /// The kind the host passed for argument `i` (NONE when not given).
+    pub fn kind(&self, i: usize) -> u32 {
+        self.given(i).map_or(MAILEXT_KIND_NONE, |v| v.kind)
+    }
+
     /// A list argument's handle.
     pub fn list(&self, i: usize) -> Option<ListHandle> {
         self.given(i)

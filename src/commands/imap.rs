@@ -95,16 +95,25 @@ pub fn abandon(id: i64) {
     }
 }
 
-/// Runs `op` on the socket in argument 0 with the usual stsproc / list.
-fn on_socket<O: Operation>(call: &HostCall, mut op: O) -> Result<(i64, O::Output), MailError> {
+/// Runs `f` with exclusive use of the socket in argument 0, the current
+/// timeout, and an observer feeding the stsproc and the response list.
+pub(super) fn with_socket<T>(
+    call: &HostCall,
+    f: impl FnOnce(&mut ImapSocket, &mut CommandObserver) -> Result<T, MailError>,
+) -> Result<T, MailError> {
     let id = call.integer(0)?.unwrap_or_default();
     let entry = IMAP_SOCKETS.get(id)?;
     let mut guard = lock(&entry, id)?;
-    let mut obs = CommandObserver::new(call, call.list(2))?;
-    let s = &mut *guard;
-    s.session.clock.set_timeout(comms_timeout());
-    let out = run(&mut op, &mut s.session, &mut s.frag, &mut s.conn, &mut obs)?;
-    Ok((id, out))
+    let mut obs = CommandObserver::new(call, call.responses())?;
+    guard.session.clock.set_timeout(comms_timeout());
+    f(&mut guard, &mut obs)
+}
+
+/// Runs one operation on the socket in argument 0.
+pub(super) fn on_socket<O: Operation>(call: &HostCall, mut op: O) -> Result<O::Output, MailError> {
+    with_socket(call, |s, obs| {
+        run(&mut op, &mut s.session, &mut s.frag, &mut s.conn, obs)
+    })
 }
 
 pub fn noop(call: &HostCall) -> Result<Ret, MailError> {
@@ -119,7 +128,7 @@ pub fn disconnect(call: &HostCall) -> Result<Ret, MailError> {
     let mut guard = lock(&entry, id)?;
     IMAP_SOCKETS.remove(id);
     guard.closed = true;
-    let mut obs = CommandObserver::new(call, call.list(2))?;
+    let mut obs = CommandObserver::new(call, call.responses())?;
     let s = &mut *guard;
     s.session.clock.set_timeout(comms_timeout());
     let r = if s.session.broken.is_some() || s.session.phase == Phase::Logout {

@@ -100,6 +100,10 @@ impl Fragmentizer {
                 None => {
                     let frame: Vec<u8> = self.buf.drain(..line_end).collect();
                     self.segment_start = 0;
+                    // Give back the memory a large literal needed.
+                    if self.buf.capacity() > 1 << 20 && self.buf.len() < 1 << 16 {
+                        self.buf.shrink_to(1 << 16);
+                    }
                     self.consumed += frame.len() as u64;
                     return Ok(Some(frame));
                 }
@@ -109,7 +113,7 @@ impl Fragmentizer {
 }
 
 /// `{n}` (or `{n+}`) right before the line end announces a literal of n bytes.
-fn literal_size(line: &[u8]) -> Option<u64> {
+pub(crate) fn literal_size(line: &[u8]) -> Option<u64> {
     let body = line.strip_suffix(b"\n")?;
     let body = body.strip_suffix(b"\r").unwrap_or(body);
     let body = body.strip_suffix(b"}")?;
@@ -156,8 +160,9 @@ pub enum Response {
     Exists(u32),
     Recent(u32),
     Expunge(u32),
-    /// Any other untagged data, kept as it came.
-    Other(String),
+    /// Any other untagged data: the bytes after `* `, literals included,
+    /// without the final line end (see `values::parse`).
+    Other(Vec<u8>),
 }
 
 impl Response {
@@ -248,7 +253,7 @@ pub fn decode(frame: &[u8]) -> Result<Response, DecodeError> {
             short(text)
         )));
     }
-    Ok(Response::Other(text.to_string()))
+    Ok(Response::Other(line[2..].to_vec()))
 }
 
 fn short(s: &str) -> String {

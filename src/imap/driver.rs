@@ -2,7 +2,7 @@
 //! the frames the server sends, reports every line to the observer, and
 //! enforces the communications timeout. The transport is the only I/O.
 
-use super::codec::{decode, Fragmentizer, FrameError};
+use super::codec::{decode, literal_size, Fragmentizer, FrameError};
 use super::session::{Action, ImapSession, Operation, Outbox, Step};
 use crate::error::MailError;
 use std::time::Instant;
@@ -58,7 +58,8 @@ fn run_inner<O: Operation>(
     obs: &mut dyn Observer,
 ) -> Result<O::Output, MailError> {
     let mut out = Outbox::default();
-    s.clock.start(t.now());
+    s.now = t.now();
+    s.clock.start(s.now);
     let mut step = op.start(s, &mut out);
     loop {
         while let Some(action) = out.pop() {
@@ -100,6 +101,7 @@ fn run_inner<O: Operation>(
                     }
                 })?;
                 s.observe(&r);
+                s.now = t.now();
                 step = op.on_response(s, &r, &mut out);
                 continue;
             }
@@ -115,14 +117,22 @@ fn run_inner<O: Operation>(
                 )))
             }
         }
-        if s.clock.expired(t.now()) {
+        s.now = t.now();
+        if let Some(d) = op.poll_timeout() {
+            if s.now >= d {
+                step = op.on_timeout(s, &mut out);
+                s.clock.start(s.now);
+                continue;
+            }
+        }
+        if op.poll_timeout().is_none() && s.clock.expired(s.now) {
             return Err(MailError::Timeout(format!(
                 "{} ({} s without a reply)",
                 op.waiting_for(),
                 s.clock.timeout().as_secs()
             )));
         }
-        match t.recv(s.clock.deadline()) {
+        match t.recv(op.poll_timeout().or(s.clock.deadline())) {
             Ok(Some(bytes)) => {
                 s.clock.touch(t.now());
                 frag.push(&bytes);
@@ -136,10 +146,31 @@ fn run_inner<O: Operation>(
     }
 }
 
+/// Literals longer than this are shown as `<n bytes>` in the response list
+/// and status: a message body is output data, not a response line.
+const LITERAL_SHOWN_MAX: u64 = 1024;
+
 fn frame_text(frame: &[u8]) -> String {
     let f = frame.strip_suffix(b"\n").unwrap_or(frame);
     let f = f.strip_suffix(b"\r").unwrap_or(f);
-    String::from_utf8_lossy(f).into_owned()
+    let mut out = String::new();
+    let mut rest = f;
+    while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+        let line = &rest[..=nl];
+        match literal_size(line) {
+            Some(n) if n > LITERAL_SHOWN_MAX && (rest.len() - nl - 1) as u64 >= n => {
+                out.push_str(&String::from_utf8_lossy(line));
+                out.push_str(&format!("<{n} bytes>"));
+                rest = &rest[nl + 1 + n as usize..];
+            }
+            _ => {
+                out.push_str(&String::from_utf8_lossy(line));
+                rest = &rest[nl + 1..];
+            }
+        }
+    }
+    out.push_str(&String::from_utf8_lossy(rest));
+    out
 }
 
 fn shorten(s: &str) -> String {

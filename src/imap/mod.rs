@@ -5,8 +5,11 @@ pub mod auth;
 pub mod codec;
 pub mod connect;
 pub mod driver;
+pub mod family;
+pub mod mutf7;
 pub mod session;
 pub mod simple;
+pub mod values;
 
 #[cfg(test)]
 mod transcript;

@@ -38,6 +38,8 @@ impl Outbox {
 pub enum Phase {
     NotAuthenticated,
     Authenticated,
+    /// A mailbox is selected (its Unicode name).
+    Selected(String),
     Logout,
 }
 
@@ -100,6 +102,8 @@ pub struct ImapSession {
     pub recent: Option<u32>,
     /// Set while CAPABILITY lines of one reply are arriving.
     caps_merging: bool,
+    /// The time of the input being handled, set by the driver.
+    pub now: Instant,
 }
 
 impl ImapSession {
@@ -114,6 +118,7 @@ impl ImapSession {
             exists: None,
             recent: None,
             caps_merging: false,
+            now: Instant::now(),
         }
     }
 
@@ -156,6 +161,7 @@ impl ImapSession {
             Response::Status { tag: Some(_), .. } => self.caps_merging = false,
             Response::Exists(n) => self.exists = Some(*n),
             Response::Recent(n) => self.recent = Some(*n),
+            Response::Expunge(_) => self.exists = self.exists.map(|n| n.saturating_sub(1)),
             _ => {}
         }
     }
@@ -230,9 +236,56 @@ impl CommandLine {
         });
         self
     }
+    /// Bytes sent as a literal (message data), shown by their size.
+    pub fn literal(mut self, bytes: Vec<u8>) -> Self {
+        let shown = format!("<{} bytes>", bytes.len());
+        self.parts.push(Part::Text {
+            wire: " ".into(),
+            shown: " ".into(),
+        });
+        self.parts.push(Part::Literal { bytes, shown });
+        self
+    }
+    /// Text sent as is, already in IMAP syntax (lists, numbers, sequence sets).
+    pub fn raw(mut self, text: &str) -> Self {
+        self.parts.push(Part::Text {
+            wire: format!(" {text}"),
+            shown: format!(" {text}"),
+        });
+        self
+    }
     /// A string argument, quoted or literal as needed, shown as sent.
     pub fn string(self, s: &str) -> Self {
         self.string_shown(s, None)
+    }
+    /// A word, after a space or glued to what precedes it (`(` and `)`).
+    pub fn word(mut self, w: &str, space: bool) -> Self {
+        let t = if space {
+            format!(" {w}")
+        } else {
+            w.to_string()
+        };
+        self.parts.push(Part::Text {
+            wire: t.clone(),
+            shown: t,
+        });
+        self
+    }
+    /// A string, after a space or glued (right after `(`).
+    pub fn string_spaced(self, s: &str, space: bool) -> Self {
+        if space {
+            return self.string(s);
+        }
+        let mut line = self.string(s);
+        // string() put a separating space first; drop it.
+        if let Some(pos) = line
+            .parts
+            .iter()
+            .rposition(|p| matches!(p, Part::Text { wire, .. } if wire == " "))
+        {
+            line.parts.remove(pos);
+        }
+        line
     }
     /// A secret string argument: sent like `string`, shown as `<redacted>`.
     pub fn secret(self, s: &str) -> Self {
@@ -319,6 +372,15 @@ pub trait Operation {
     }
     /// For timeout messages: what the operation is waiting for.
     fn waiting_for(&self) -> String;
+    /// A deadline of the operation's own (IDLE's wait); while it is set the
+    /// communications timeout does not apply.
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    /// The operation's own deadline has passed.
+    fn on_timeout(&mut self, _s: &mut ImapSession, _out: &mut Outbox) -> Step<Self::Output> {
+        Step::Continue
+    }
     /// The server closed the connection: `Some` when that ends the
     /// operation (LOGOUT after BYE), `None` when it is an error.
     fn on_closed(&mut self, _s: &mut ImapSession) -> Option<Result<Self::Output, MailError>> {

@@ -56,14 +56,13 @@ impl Dovecot {
         let d = dir.path();
         std::fs::write(d.join("server.crt"), &leaf.cert_pem).unwrap();
         std::fs::write(d.join("server.key"), &leaf.key_pem).unwrap();
-        std::fs::write(
-            d.join("passwd"),
-            format!(
-                "{USER}:{{PLAIN}}{PASSWORD}::::::\n{USER2}:{{PLAIN}}{}::::::\n",
-                PASSWORD2.replace(':', "")
-            ),
-        )
-        .unwrap();
+        let mut passwd =
+            format!("{USER}:{{PLAIN}}{PASSWORD}::::::\n{USER2}:{{PLAIN}}{PASSWORD2}::::::\n");
+        // One mail store per test: u1 .. u30 share alice's password.
+        for n in 1..=30 {
+            passwd.push_str(&format!("u{n}:{{PLAIN}}{PASSWORD}::::::\n"));
+        }
+        std::fs::write(d.join("passwd"), passwd).unwrap();
         for sub in ["run", "state", "home"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
@@ -184,6 +183,32 @@ protocol imap {{
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Writes messages straight into a user's Maildir (`mailbox` "INBOX" or
+    /// a folder's name as Dovecot stores it), with Maildir flag letters
+    /// (S seen, F flagged, R answered, T deleted, D draft).
+    pub fn seed(&self, user: &str, mailbox: &str, messages: &[(&[u8], &str)]) {
+        let home = self.dir.path().join("home").join(user);
+        let mut dir = home.join("Maildir");
+        if mailbox != "INBOX" {
+            dir = dir.join(format!(".{mailbox}"));
+        }
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        for (n, (bytes, flags)) in messages.iter().enumerate() {
+            // Names sort in delivery order, so UIDs follow the slice order.
+            let name = format!("{}.M{n:06}P1.mailext:2,{flags}", t - 100_000);
+            std::fs::write(dir.join("cur").join(name), bytes).unwrap();
+        }
+        if unsafe { libc::geteuid() } == 0 {
+            chown_tree(&home, 8, 8);
+        }
+    }
 }
 
 impl Drop for Dovecot {
@@ -221,6 +246,15 @@ fn spawn_from_long_lived_thread(cmd: Command) -> Child {
     rrx.recv()
         .unwrap()
         .expect("cannot start dovecot (install dovecot-imapd)")
+}
+
+fn chown_tree(p: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
+    if p.is_dir() {
+        for e in std::fs::read_dir(p).unwrap() {
+            chown_tree(&e.unwrap().path(), uid, gid);
+        }
+    }
 }
 
 fn dovecot_binary() -> PathBuf {

@@ -1,0 +1,503 @@
+//! The command table in ABI form (static data the host reads) and the
+//! handlers, in the same order.
+
+use super::{family, imap, misc, Handler};
+use plugin_abi::*;
+use std::ffi::CStr;
+
+const IN: u32 = MAILEXT_PARAM_IN;
+const OPT: u32 = MAILEXT_PARAM_IN | MAILEXT_PARAM_OPTIONAL;
+const CHAR: u32 = MAILEXT_KIND_CHARACTER;
+const INT: u32 = MAILEXT_KIND_INTEGER;
+const BOOL: u32 = MAILEXT_KIND_BOOLEAN;
+const LIST: u32 = MAILEXT_KIND_LIST;
+const PROC: u32 = MAILEXT_KIND_PROC | MAILEXT_KIND_CHARACTER;
+const DATA: u32 = MAILEXT_KIND_CHARACTER | MAILEXT_KIND_BINARY;
+/// Out-arguments: optional, so a caller may leave out ones it does not need.
+const OUT: u32 = MAILEXT_PARAM_OUT | MAILEXT_PARAM_OPTIONAL;
+const FLAG: u32 = MAILEXT_KIND_BOOLEAN;
+
+const fn p(
+    name: &'static CStr,
+    kinds: u32,
+    flags: u32,
+    default: Option<&'static CStr>,
+    desc: &'static CStr,
+) -> MailextParam {
+    MailextParam {
+        struct_size: std::mem::size_of::<MailextParam>() as u32,
+        kinds,
+        flags,
+        _reserved: 0,
+        name: name.as_ptr(),
+        default_text: match default {
+            Some(d) => d.as_ptr(),
+            None => std::ptr::null(),
+        },
+        description: desc.as_ptr(),
+    }
+}
+
+const STSPROC: MailextParam = p(
+    c"stsproc",
+    PROC,
+    OPT,
+    None,
+    c"method called with each status message",
+);
+const RESPONSES: MailextParam = p(
+    c"responselist",
+    LIST,
+    OPT,
+    None,
+    c"cleared, then filled with the server's response lines",
+);
+const SOCKET: MailextParam = p(c"socket", INT, IN, None, c"socket returned by IMAPConnect");
+
+static IMAP_CONNECT: [MailextParam; 7] = [
+    p(
+        c"server",
+        CHAR,
+        IN,
+        None,
+        c"host name, IPv4 or [IPv6] address, optionally :port",
+    ),
+    p(c"username", CHAR, IN, None, c"user name to log in with"),
+    p(
+        c"password",
+        CHAR,
+        IN,
+        None,
+        c"password (never shown in status messages)",
+    ),
+    STSPROC,
+    RESPONSES,
+    p(
+        c"secure",
+        INT | BOOL,
+        OPT,
+        Some(c"0"),
+        c"0 plaintext, 1 TLS from the first byte, 2 STARTTLS",
+    ),
+    p(
+        c"verify",
+        BOOL | INT,
+        OPT,
+        Some(c"kTrue"),
+        c"verify the server certificate and host name",
+    ),
+];
+static SOCKET_STS_RESPONSES: [MailextParam; 3] = [SOCKET, STSPROC, RESPONSES];
+static ERROR_TEXT: [MailextParam; 1] = [p(
+    c"code",
+    INT,
+    IN,
+    None,
+    c"an error code returned by a command",
+)];
+static NO_PARAMS: [MailextParam; 0] = [];
+static SET_CONFIG: [MailextParam; 2] = [
+    p(c"name", CHAR, IN, None, c"setting name: commstimeout"),
+    p(
+        c"value",
+        INT,
+        IN,
+        None,
+        c"new value (commstimeout: seconds, 0 = default 60)",
+    ),
+];
+static GET_CONFIG: [MailextParam; 1] = [p(c"name", CHAR, IN, None, c"setting name: commstimeout")];
+
+const MAILBOX: MailextParam = p(
+    c"mailbox",
+    CHAR,
+    IN,
+    None,
+    c"mailbox name (Unicode; the plugin encodes it)",
+);
+const UID: MailextParam = p(c"uid", INT, IN, None, c"the message's UID");
+
+static SELECT: [MailextParam; 9] = [
+    SOCKET,
+    MAILBOX,
+    p(c"messages", INT, OUT, None, c"number of messages (EXISTS)"),
+    p(c"recent", INT, OUT, None, c"number of recent messages"),
+    p(
+        c"uidnext",
+        INT,
+        OUT,
+        None,
+        c"the next UID the server will assign",
+    ),
+    p(c"uidvalidity", INT, OUT, None, c"the mailbox's UIDVALIDITY"),
+    p(
+        c"unseen",
+        INT,
+        OUT,
+        None,
+        c"sequence number of the first unseen message",
+    ),
+    STSPROC,
+    RESPONSES,
+];
+static LIST_MESSAGES: [MailextParam; 4] = [
+    SOCKET,
+    p(
+        c"list",
+        LIST,
+        IN,
+        None,
+        c"filled with UID, Size, InternalDate and the five flags",
+    ),
+    STSPROC,
+    RESPONSES,
+];
+static RECV: [MailextParam; 5] = [
+    SOCKET,
+    UID,
+    p(
+        c"message",
+        DATA,
+        OUT,
+        None,
+        c"receives the exact bytes (Binary recommended)",
+    ),
+    STSPROC,
+    RESPONSES,
+];
+static SET_FLAGS: [MailextParam; 9] = [
+    SOCKET,
+    UID,
+    p(
+        c"answered",
+        FLAG,
+        OPT,
+        Some(c"kUnknown"),
+        c"kTrue adds, kFalse removes, kUnknown leaves",
+    ),
+    p(
+        c"deleted",
+        FLAG,
+        OPT,
+        Some(c"kUnknown"),
+        c"kTrue adds, kFalse removes, kUnknown leaves",
+    ),
+    p(
+        c"draft",
+        FLAG,
+        OPT,
+        Some(c"kUnknown"),
+        c"kTrue adds, kFalse removes, kUnknown leaves",
+    ),
+    p(
+        c"flagged",
+        FLAG,
+        OPT,
+        Some(c"kUnknown"),
+        c"kTrue adds, kFalse removes, kUnknown leaves",
+    ),
+    p(
+        c"seen",
+        FLAG,
+        OPT,
+        Some(c"kUnknown"),
+        c"kTrue adds, kFalse removes, kUnknown leaves",
+    ),
+    STSPROC,
+    RESPONSES,
+];
+static COPY: [MailextParam; 5] = [
+    SOCKET,
+    UID,
+    p(c"destination", CHAR, IN, None, c"mailbox to copy into"),
+    STSPROC,
+    RESPONSES,
+];
+static LIST_MAILBOXES: [MailextParam; 6] = [
+    SOCKET,
+    p(
+        c"refname",
+        CHAR,
+        OPT,
+        Some(c"\"\""),
+        c"reference name (usually empty)",
+    ),
+    p(
+        c"pattern",
+        CHAR,
+        OPT,
+        Some(c"\"\""),
+        c"mailbox pattern with * and %; empty gives the delimiter",
+    ),
+    p(
+        c"list",
+        LIST,
+        IN,
+        None,
+        c"filled with name, delimiter and attributes",
+    ),
+    STSPROC,
+    RESPONSES,
+];
+static ONE_MAILBOX: [MailextParam; 4] = [SOCKET, MAILBOX, STSPROC, RESPONSES];
+static RENAME: [MailextParam; 5] = [
+    SOCKET,
+    p(c"oldname", CHAR, IN, None, c"current mailbox name"),
+    p(c"newname", CHAR, IN, None, c"new mailbox name"),
+    STSPROC,
+    RESPONSES,
+];
+static SEARCH: [MailextParam; 5] = [
+    SOCKET,
+    p(
+        c"criteria",
+        CHAR,
+        IN,
+        None,
+        c"IMAP search criteria, e.g. UNSEEN FROM \"ann\"",
+    ),
+    p(c"list", LIST, IN, None, c"filled with the UIDs found"),
+    STSPROC,
+    RESPONSES,
+];
+static APPEND: [MailextParam; 7] = [
+    SOCKET,
+    MAILBOX,
+    p(
+        c"message",
+        DATA,
+        IN,
+        None,
+        c"the RFC 5322 message, exactly as it is to be stored",
+    ),
+    p(
+        c"flags",
+        CHAR,
+        OPT,
+        Some(c"\"\""),
+        c"flags to set, e.g. \\Seen \\Flagged",
+    ),
+    p(
+        c"date",
+        CHAR,
+        OPT,
+        Some(c"\"\""),
+        c"internal date, e.g. 17-Jul-1996 02:44:25 -0700",
+    ),
+    STSPROC,
+    RESPONSES,
+];
+static IDLE: [MailextParam; 5] = [
+    SOCKET,
+    p(
+        c"timeout",
+        INT,
+        OPT,
+        Some(c"0"),
+        c"seconds to wait for updates; 0 = the communications timeout",
+    ),
+    p(
+        c"list",
+        LIST,
+        IN,
+        None,
+        c"filled with the updates that arrived",
+    ),
+    STSPROC,
+    RESPONSES,
+];
+
+const fn c(
+    name: &'static CStr,
+    ret: u32,
+    params: &'static [MailextParam],
+    summary: &'static CStr,
+) -> MailextCommand {
+    MailextCommand {
+        struct_size: std::mem::size_of::<MailextCommand>() as u32,
+        flags: MAILEXT_COMMAND_MULTITHREADED,
+        return_kind: ret,
+        param_count: params.len() as u32,
+        name: name.as_ptr(),
+        params: params.as_ptr(),
+        summary: summary.as_ptr(),
+    }
+}
+
+pub const COMMAND_COUNT: usize = 25;
+
+pub static COMMANDS: [MailextCommand; COMMAND_COUNT] = [
+    c(
+        c"IMAPConnect",
+        INT,
+        &IMAP_CONNECT,
+        c"Connects and logs in to an IMAP server; returns a socket or a negative code",
+    ),
+    c(
+        c"IMAPDisconnect",
+        INT,
+        &SOCKET_STS_RESPONSES,
+        c"Logs out, closes the connection and frees the socket",
+    ),
+    c(
+        c"IMAPNoOp",
+        INT,
+        &SOCKET_STS_RESPONSES,
+        c"Sends NOOP so the server can report updates",
+    ),
+    c(
+        c"MailErrorText",
+        CHAR,
+        &ERROR_TEXT,
+        c"The text for an error code",
+    ),
+    c(
+        c"MailLastError",
+        CHAR,
+        &NO_PARAMS,
+        c"The detail of the calling thread's most recent failure",
+    ),
+    c(
+        c"MailSetConfig",
+        INT,
+        &SET_CONFIG,
+        c"Changes a process-wide setting",
+    ),
+    c(
+        c"MailGetConfig",
+        INT,
+        &GET_CONFIG,
+        c"Reads a process-wide setting",
+    ),
+    c(
+        c"IMAPSelectMailbox",
+        INT,
+        &SELECT,
+        c"Selects a mailbox and reports its counts",
+    ),
+    c(
+        c"IMAPListMessages",
+        INT,
+        &LIST_MESSAGES,
+        c"Lists the selected mailbox's messages with UID, size, date and flags",
+    ),
+    c(
+        c"IMAPRecvMessage",
+        INT,
+        &RECV,
+        c"Receives a whole message by UID, exactly as stored",
+    ),
+    c(
+        c"IMAPRecvHeaders",
+        INT,
+        &RECV,
+        c"Receives a message's header by UID",
+    ),
+    c(
+        c"IMAPSetMessageFlags",
+        INT,
+        &SET_FLAGS,
+        c"Adds or removes the five system flags of a message",
+    ),
+    c(
+        c"IMAPCopyMessage",
+        INT,
+        &COPY,
+        c"Copies a message by UID into another mailbox",
+    ),
+    c(
+        c"IMAPCheck",
+        INT,
+        &SOCKET_STS_RESPONSES,
+        c"Asks the server to checkpoint the selected mailbox",
+    ),
+    c(
+        c"IMAPExpungeMessages",
+        INT,
+        &SOCKET_STS_RESPONSES,
+        c"Removes messages flagged Deleted",
+    ),
+    c(
+        c"IMAPListMailboxes",
+        INT,
+        &LIST_MAILBOXES,
+        c"Lists mailboxes matching a pattern",
+    ),
+    c(
+        c"IMAPListSubscribedMailboxes",
+        INT,
+        &LIST_MAILBOXES,
+        c"Lists subscribed mailboxes matching a pattern",
+    ),
+    c(
+        c"IMAPCreateMailbox",
+        INT,
+        &ONE_MAILBOX,
+        c"Creates a mailbox",
+    ),
+    c(
+        c"IMAPDeleteMailbox",
+        INT,
+        &ONE_MAILBOX,
+        c"Deletes a mailbox",
+    ),
+    c(c"IMAPRenameMailbox", INT, &RENAME, c"Renames a mailbox"),
+    c(
+        c"IMAPSubscribeMailbox",
+        INT,
+        &ONE_MAILBOX,
+        c"Subscribes to a mailbox",
+    ),
+    c(
+        c"IMAPUnsubscribeMailbox",
+        INT,
+        &ONE_MAILBOX,
+        c"Unsubscribes from a mailbox",
+    ),
+    c(
+        c"IMAPSearch",
+        INT,
+        &SEARCH,
+        c"Searches the selected mailbox; fills a list with UIDs",
+    ),
+    c(
+        c"IMAPAppendMessage",
+        INT,
+        &APPEND,
+        c"Stores a message in a mailbox",
+    ),
+    c(
+        c"IMAPIdle",
+        INT,
+        &IDLE,
+        c"Waits for updates to the selected mailbox (IDLE)",
+    ),
+];
+
+pub(super) static HANDLERS: [Handler; COMMAND_COUNT] = [
+    imap::connect,
+    imap::disconnect,
+    imap::noop,
+    misc::error_text,
+    misc::last_error,
+    misc::set_config,
+    misc::get_config,
+    family::select,
+    family::list_messages,
+    family::recv_message,
+    family::recv_headers,
+    family::set_flags,
+    family::copy,
+    family::check,
+    family::expunge,
+    family::list_mailboxes,
+    family::list_subscribed,
+    family::create,
+    family::delete,
+    family::rename,
+    family::subscribe,
+    family::unsubscribe,
+    family::search,
+    family::append,
+    family::idle,
+];

@@ -1,0 +1,252 @@
+//! Operations for the IMAP command family. Most commands are a `BatchOp`:
+//! one or more commands written together (pipelined: one round trip), done
+//! when each has its tagged reply, keeping the untagged data they produced.
+//! IDLE has its own operation because it waits on a clock of its own.
+
+use super::codec::{Code, Response, StatusKind};
+use super::session::{
+    bye_error, CommandLine, ImapSession, Operation, Outbox, PendingCommand, Phase, Step,
+};
+use crate::error::MailError;
+use std::time::{Duration, Instant};
+
+/// Which state a command needs (RFC 3501 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    Authenticated,
+    Selected,
+}
+
+/// What a batch gathered.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Untagged data (`* ...` other than status), raw bytes after `* `.
+    pub data: Vec<Vec<u8>>,
+    /// Response codes from untagged and tagged OK replies: (name, argument).
+    pub codes: Vec<(String, Option<String>)>,
+}
+
+impl Batch {
+    pub fn code(&self, name: &str) -> Option<&str> {
+        self.codes
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, a)| a.as_deref())
+    }
+}
+
+pub struct BatchOp {
+    what: String,
+    needs: Needs,
+    lines: Vec<CommandLine>,
+    pending: Vec<PendingCommand>,
+    batch: Batch,
+    failed: Option<MailError>,
+}
+
+impl BatchOp {
+    /// `what` names the command in errors ("SELECT INBOX").
+    pub fn new(what: impl Into<String>, needs: Needs, lines: Vec<CommandLine>) -> Self {
+        BatchOp {
+            what: what.into(),
+            needs,
+            lines,
+            pending: Vec::new(),
+            batch: Batch::default(),
+            failed: None,
+        }
+    }
+}
+
+/// The state check every family command makes before sending anything.
+pub fn check_phase(s: &ImapSession, needs: Needs) -> Result<(), MailError> {
+    match (&s.phase, needs) {
+        (Phase::Selected(_), _) | (Phase::Authenticated, Needs::Authenticated) => Ok(()),
+        (Phase::Authenticated, Needs::Selected) => Err(MailError::NotSelected),
+        (Phase::NotAuthenticated, _) => {
+            Err(MailError::BadSocket("the session is not logged in".into()))
+        }
+        (Phase::Logout, _) => Err(MailError::BadSocket("the session has logged out".into())),
+    }
+}
+
+impl Operation for BatchOp {
+    type Output = Batch;
+
+    fn start(&mut self, s: &mut ImapSession, out: &mut Outbox) -> Step<Batch> {
+        if let Err(e) = check_phase(s, self.needs) {
+            return Step::Done(Err(e));
+        }
+        for line in std::mem::take(&mut self.lines) {
+            self.pending.push(s.send(line, out));
+        }
+        Step::Continue
+    }
+
+    fn on_response(&mut self, _s: &mut ImapSession, r: &Response, out: &mut Outbox) -> Step<Batch> {
+        if let Some(e) = bye_error(r) {
+            return Step::Done(Err(e));
+        }
+        match r {
+            // Only a command with a synchronising literal waits for "+".
+            Response::Continuation(_)
+                if !self.pending.iter_mut().any(|p| p.on_continuation(out)) =>
+            {
+                return Step::Done(Err(MailError::Syntax(
+                    "unexpected continuation request".into(),
+                )));
+            }
+            Response::Other(raw) => self.batch.data.push(raw.clone()),
+            Response::Status {
+                tag: None,
+                kind: StatusKind::Ok,
+                code: Some(c),
+                ..
+            } => push_code(&mut self.batch, c),
+            _ => {}
+        }
+        if let Some(i) = self.pending.iter().position(|p| p.completion(r).is_some()) {
+            let (kind, text) = self.pending[i].completion(r).expect("found above");
+            match kind {
+                StatusKind::Ok => {
+                    if let Response::Status { code: Some(c), .. } = r {
+                        push_code(&mut self.batch, c);
+                    }
+                }
+                _ if self.failed.is_none() => {
+                    self.failed = Some(MailError::CommandFailed(format!("{}: {text}", self.what)));
+                }
+                _ => {}
+            }
+            self.pending.remove(i);
+            if self.pending.is_empty() {
+                return Step::Done(match self.failed.take() {
+                    Some(e) => Err(e),
+                    None => Ok(std::mem::take(&mut self.batch)),
+                });
+            }
+        }
+        Step::Continue
+    }
+
+    fn waiting_for(&self) -> String {
+        format!("the reply to {}", self.what)
+    }
+}
+
+fn push_code(b: &mut Batch, c: &Code) {
+    match c {
+        Code::Other(name, arg) => b.codes.push((name.clone(), arg.clone())),
+        Code::Alert => b.codes.push(("ALERT".into(), None)),
+        Code::Capability(_) => {}
+    }
+}
+
+/// IDLE (RFC 2177): waits up to `wait` for updates, returns at the first
+/// one (or at the end of the wait), and always ends with DONE.
+pub struct IdleOp {
+    wait: Duration,
+    cmd: Option<PendingCommand>,
+    until: Option<Instant>,
+    done_sent: bool,
+    pub updates: Vec<Vec<u8>>,
+}
+
+/// After the first update, how long to keep gathering the ones that follow it.
+const IDLE_GATHER: Duration = Duration::from_millis(100);
+
+impl IdleOp {
+    pub fn new(wait: Duration) -> Self {
+        IdleOp {
+            wait,
+            cmd: None,
+            until: None,
+            done_sent: false,
+            updates: Vec::new(),
+        }
+    }
+
+    fn send_done(&mut self, out: &mut Outbox) {
+        if !self.done_sent {
+            self.done_sent = true;
+            self.until = None;
+            out.push(super::session::Action::Send {
+                wire: b"DONE\r\n".to_vec(),
+                shown: "DONE".into(),
+            });
+        }
+    }
+}
+
+impl Operation for IdleOp {
+    type Output = Vec<Vec<u8>>;
+
+    fn start(&mut self, s: &mut ImapSession, out: &mut Outbox) -> Step<Self::Output> {
+        if let Err(e) = check_phase(s, Needs::Authenticated) {
+            return Step::Done(Err(e));
+        }
+        if !s.has_cap("IDLE") {
+            return Step::Done(Err(MailError::CommandFailed(
+                "the server does not offer IDLE".into(),
+            )));
+        }
+        self.cmd = Some(s.send(CommandLine::new("IDLE"), out));
+        Step::Continue
+    }
+
+    fn on_response(
+        &mut self,
+        s: &mut ImapSession,
+        r: &Response,
+        _out: &mut Outbox,
+    ) -> Step<Self::Output> {
+        if let Some(e) = bye_error(r) {
+            return Step::Done(Err(e));
+        }
+        match r {
+            Response::Continuation(_) if self.until.is_none() && !self.done_sent => {
+                self.until = Some(s.now + self.wait);
+            }
+            Response::Exists(_)
+            | Response::Recent(_)
+            | Response::Expunge(_)
+            | Response::Other(_) => {
+                self.updates.push(update_text(r));
+                if !self.done_sent {
+                    let soon = s.now + IDLE_GATHER;
+                    self.until = Some(self.until.map_or(soon, |u| u.min(soon)));
+                }
+            }
+            _ => {}
+        }
+        match self.cmd.as_ref().and_then(|c| c.completion(r)) {
+            None => Step::Continue,
+            Some((StatusKind::Ok, _)) => Step::Done(Ok(std::mem::take(&mut self.updates))),
+            Some((_, text)) => Step::Done(Err(MailError::CommandFailed(format!("IDLE: {text}")))),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.until
+    }
+
+    fn on_timeout(&mut self, _s: &mut ImapSession, out: &mut Outbox) -> Step<Self::Output> {
+        self.send_done(out);
+        Step::Continue
+    }
+
+    fn waiting_for(&self) -> String {
+        "the end of IDLE".into()
+    }
+}
+
+fn update_text(r: &Response) -> Vec<u8> {
+    match r {
+        Response::Exists(n) => format!("{n} EXISTS").into_bytes(),
+        Response::Recent(n) => format!("{n} RECENT").into_bytes(),
+        Response::Expunge(n) => format!("{n} EXPUNGE").into_bytes(),
+        Response::Other(raw) => raw.clone(),
+        _ => Vec::new(),
+    }
+}

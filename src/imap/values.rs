@@ -1,0 +1,213 @@
+//! A small parser for the data of untagged responses (LIST, FETCH, SEARCH):
+//! atoms, numbers, quoted strings, literals, NIL and parenthesised lists.
+//! It works on the raw frame, so literal bytes arrive exactly as sent.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// An atom, including bracketed sections such as `BODY[HEADER]`.
+    Atom(String),
+    /// A quoted string or a literal, as bytes.
+    Str(Vec<u8>),
+    List(Vec<Value>),
+    Nil,
+}
+
+impl Value {
+    pub fn as_str(&self) -> Option<String> {
+        match self {
+            Value::Atom(a) => Some(a.clone()),
+            Value::Str(s) => Some(String::from_utf8_lossy(s).into_owned()),
+            _ => None,
+        }
+    }
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Value::Atom(a) => a.parse().ok(),
+            _ => None,
+        }
+    }
+    pub fn as_list(&self) -> Option<&[Value]> {
+        match self {
+            Value::List(l) => Some(l),
+            _ => None,
+        }
+    }
+    pub fn into_bytes(self) -> Option<Vec<u8>> {
+        match self {
+            Value::Str(s) => Some(s),
+            Value::Atom(a) => Some(a.into_bytes()),
+            _ => None,
+        }
+    }
+}
+
+struct Parser<'a> {
+    input: &'a [u8],
+    pos: usize,
+}
+
+/// Parses the values of one response line (without the leading `* `).
+pub fn parse(input: &[u8]) -> Result<Vec<Value>, String> {
+    let input = input.strip_suffix(b"\r\n").unwrap_or(input);
+    let mut p = Parser { input, pos: 0 };
+    let values = p.sequence(false)?;
+    if p.pos < input.len() {
+        return Err(format!("unexpected ')' at byte {}", p.pos));
+    }
+    Ok(values)
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.input.get(self.pos).copied()
+    }
+
+    fn sequence(&mut self, in_list: bool) -> Result<Vec<Value>, String> {
+        let mut out = Vec::new();
+        loop {
+            while self.peek() == Some(b' ') {
+                self.pos += 1;
+            }
+            match self.peek() {
+                None if in_list => return Err("unterminated list".into()),
+                None => return Ok(out),
+                Some(b')') if in_list => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b')') => return Ok(out),
+                Some(b'(') => {
+                    self.pos += 1;
+                    out.push(Value::List(self.sequence(true)?));
+                }
+                Some(b'"') => out.push(Value::Str(self.quoted()?)),
+                Some(b'{') => out.push(Value::Str(self.literal()?)),
+                Some(_) => {
+                    let a = self.atom()?;
+                    out.push(if a.eq_ignore_ascii_case("NIL") {
+                        Value::Nil
+                    } else {
+                        Value::Atom(a)
+                    });
+                }
+            }
+        }
+    }
+
+    fn quoted(&mut self) -> Result<Vec<u8>, String> {
+        self.pos += 1;
+        let mut s = Vec::new();
+        loop {
+            match self.peek() {
+                None | Some(b'\r') | Some(b'\n') => return Err("unterminated quoted string".into()),
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(s);
+                }
+                Some(b'\\') => {
+                    let c = self.input.get(self.pos + 1).copied().ok_or("bad escape")?;
+                    s.push(c);
+                    self.pos += 2;
+                }
+                Some(c) => {
+                    s.push(c);
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
+    fn literal(&mut self) -> Result<Vec<u8>, String> {
+        let close = self.input[self.pos..]
+            .iter()
+            .position(|&b| b == b'}')
+            .ok_or("bad literal")?
+            + self.pos;
+        let digits =
+            std::str::from_utf8(&self.input[self.pos + 1..close]).map_err(|_| "bad literal")?;
+        let n: usize = digits
+            .trim_end_matches('+')
+            .parse()
+            .map_err(|_| "bad literal size")?;
+        let start = close
+            + 1
+            + if self.input[close + 1..].starts_with(b"\r\n") {
+                2
+            } else {
+                1
+            };
+        let end = start
+            .checked_add(n)
+            .filter(|e| *e <= self.input.len())
+            .ok_or("literal runs past the frame")?;
+        self.pos = end;
+        Ok(self.input[start..end].to_vec())
+    }
+
+    /// An atom runs to a space or paren; `[...]` sections may hold both.
+    fn atom(&mut self) -> Result<String, String> {
+        let start = self.pos;
+        let mut depth = 0;
+        while let Some(c) = self.peek() {
+            match c {
+                b'[' => depth += 1,
+                b']' if depth > 0 => depth -= 1,
+                b' ' | b'(' | b')' if depth == 0 => break,
+                b'\r' | b'\n' => break,
+                _ => {}
+            }
+            self.pos += 1;
+        }
+        if self.pos == start {
+            return Err(format!("unexpected byte at {start}"));
+        }
+        Ok(String::from_utf8_lossy(&self.input[start..self.pos]).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Value::*;
+
+    fn a(s: &str) -> Value {
+        Atom(s.into())
+    }
+
+    #[test]
+    fn list_fetch_and_search() {
+        assert_eq!(
+            parse(b"LIST (\\HasNoChildren \\Sent) \"/\" \"Sent Items\"").unwrap(),
+            vec![
+                a("LIST"),
+                List(vec![a("\\HasNoChildren"), a("\\Sent")]),
+                Str(b"/".to_vec()),
+                Str(b"Sent Items".to_vec())
+            ]
+        );
+        assert_eq!(parse(b"LIST () NIL INBOX").unwrap()[2], Nil);
+        let f =
+            parse(b"12 FETCH (UID 5 FLAGS (\\Seen) BODY[HEADER.FIELDS (FROM TO)] {5}\r\nab\0\r\n)")
+                .unwrap();
+        assert_eq!(f[0], a("12"));
+        let items = f[2].as_list().unwrap();
+        assert_eq!(items[4], a("BODY[HEADER.FIELDS (FROM TO)]"));
+        assert_eq!(items[5], Str(b"ab\0\r\n".to_vec()));
+        assert_eq!(parse(b"SEARCH 2 84 882").unwrap().len(), 4);
+        assert_eq!(parse(b"X \"a\\\"b\"").unwrap()[1], Str(b"a\"b".to_vec()));
+    }
+
+    #[test]
+    fn malformed_is_an_error_never_a_panic() {
+        for bad in [
+            &b"(a"[..],
+            b"\"open",
+            b"{5}\r\nab",
+            b"{x}\r\n",
+            b"a)",
+            b"{99999999999999999999}\r\n",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! The IMAP command family against a real Dovecot holding fixture mail
+//! stores written by the harness. Each test uses its own user (u1..u30).
+
+mod support;
+
+use plugin_abi::host::{HostValue, Tri};
+use support::dovecot::PASSWORD;
+use support::*;
+
+const PLAIN: &[u8] = b"From: Ann <ann@example.com>\r\nTo: Bob <bob@example.com>\r\nSubject: plain\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\nMessage-ID: <p1@example.com>\r\n\r\nHello Bob.\r\n";
+const MULTIPART: &[u8] = b"From: Ann <ann@example.com>\r\nTo: Bob <bob@example.com>\r\nSubject: multipart\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nbody\r\n--XX\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAwQ=\r\n--XX--\r\n";
+const EIGHT_BIT: &[u8] = "From: Ann <ann@example.com>\r\nTo: Bob <bob@example.com>\r\nSubject: =?UTF-8?Q?gr=C3=BC=C3=9Fe?=\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße aus Köln, ünïcødé ✓\r\n".as_bytes();
+
+fn login(user: &str) -> i64 {
+    let (o, _) = connect(&local(dovecot().imap_port), user, PASSWORD, 0, true);
+    assert!(o.code() > 0, "{}", status_text(&o));
+    o.code()
+}
+
+fn call(cmd: &str, args: &mut [HostValue]) -> i64 {
+    let o = env().plugin.call(cmd, args);
+    if o.code() < 0 {
+        eprintln!("{cmd} -> {}: {}", o.code(), env().plugin.last_error());
+    }
+    o.code()
+}
+
+fn rows(v: &HostValue) -> Vec<Vec<HostValue>> {
+    match v {
+        HostValue::List(l) => l.rows.clone(),
+        other => panic!("not a list: {other:?}"),
+    }
+}
+
+fn text(v: &HostValue) -> String {
+    match v {
+        HostValue::Character(s) => s.clone(),
+        other => panic!("not text: {other:?}"),
+    }
+}
+
+fn int(v: &HostValue) -> i64 {
+    match v {
+        HostValue::Integer(n) => *n,
+        other => panic!("not an integer: {other:?}"),
+    }
+}
+
+/// SELECT; returns (messages, recent, uidnext, uidvalidity, unseen).
+fn select(sock: i64, mailbox: &str) -> (i64, [i64; 5]) {
+    let mut a = [i(sock), s(mailbox), i(0), i(0), i(0), i(0), i(0)];
+    let rc = call("IMAPSelectMailbox", &mut a);
+    (
+        rc,
+        [int(&a[2]), int(&a[3]), int(&a[4]), int(&a[5]), int(&a[6])],
+    )
+}
+
+fn messages(sock: i64) -> Vec<Vec<HostValue>> {
+    let mut a = [i(sock), list()];
+    assert_eq!(call("IMAPListMessages", &mut a), 0);
+    rows(&a[1])
+}
+
+fn recv(sock: i64, uid: i64, headers: bool) -> (i64, Vec<u8>) {
+    let mut a = [i(sock), i(uid), HostValue::Binary(vec![])];
+    let rc = call(
+        if headers {
+            "IMAPRecvHeaders"
+        } else {
+            "IMAPRecvMessage"
+        },
+        &mut a,
+    );
+    match &a[2] {
+        HostValue::Binary(b) => (rc, b.clone()),
+        HostValue::Character(c) => (rc, c.as_bytes().to_vec()),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn mailboxes(sock: i64, subscribed: bool, pattern: &str) -> Vec<String> {
+    let mut a = [i(sock), s(""), s(pattern), list()];
+    let cmd = if subscribed {
+        "IMAPListSubscribedMailboxes"
+    } else {
+        "IMAPListMailboxes"
+    };
+    assert_eq!(call(cmd, &mut a), 0);
+    rows(&a[3]).iter().map(|r| text(&r[0])).collect()
+}
+
+#[test]
+fn select_list_and_receive_fixture_messages() {
+    let d = dovecot();
+    d.seed(
+        "u1",
+        "INBOX",
+        &[(PLAIN, "S"), (MULTIPART, "FR"), (EIGHT_BIT, "")],
+    );
+    let sock = login("u1");
+    let (rc, [n, _recent, uidnext, uidvalidity, _unseen]) = select(sock, "INBOX");
+    assert_eq!(rc, 0);
+    assert_eq!(n, 3);
+    assert!(uidnext >= 4 && uidvalidity > 0, "{uidnext} {uidvalidity}");
+
+    let rows = messages(sock);
+    assert_eq!(rows.len(), 3);
+    let mut seen_bodies = vec![];
+    for r in &rows {
+        let uid = int(&r[0]);
+        let (rc, body) = recv(sock, uid, false);
+        assert_eq!(rc, 0);
+        assert_eq!(
+            int(&r[1]) as usize,
+            body.len(),
+            "Size column is the exact size"
+        );
+        assert!(!text(&r[2]).is_empty(), "InternalDate");
+        let flag = |i: usize| r[i] == HostValue::Boolean(Tri::True);
+        if body == PLAIN {
+            assert!(flag(8) && !flag(6));
+        } else if body == MULTIPART {
+            assert!(flag(6) && flag(3) && !flag(8), "flagged + answered");
+        } else {
+            assert_eq!(body, EIGHT_BIT, "8-bit bytes arrive exactly");
+        }
+        seen_bodies.push(body);
+        let (rc, head) = recv(sock, uid, true);
+        assert_eq!(rc, 0);
+        assert!(seen_bodies.last().unwrap().starts_with(&head) && head.ends_with(b"\r\n\r\n"));
+    }
+    assert_eq!(recv(sock, 999, false).0, -1129);
+    assert_eq!(call("IMAPCheck", &mut [i(sock)]), 0);
+    assert_eq!(disconnect(sock).code(), 0);
+}
+
+#[test]
+fn commands_that_need_a_selected_mailbox_say_so() {
+    let sock = login("u2");
+    assert_eq!(call("IMAPListMessages", &mut [i(sock), list()]), -1128);
+    assert_eq!(call("IMAPCheck", &mut [i(sock)]), -1128);
+    assert_eq!(call("IMAPExpungeMessages", &mut [i(sock)]), -1128);
+    assert_eq!(recv(sock, 1, false).0, -1128);
+    assert_eq!(select(sock, "No Such Box").0, -1126);
+    assert!(
+        env().plugin.last_error().contains("SELECT"),
+        "{}",
+        env().plugin.last_error()
+    );
+    assert_eq!(call("IMAPSelectMailbox", &mut [i(sock), s("")]), -1132);
+    assert_eq!(
+        call("IMAPSelectMailbox", &mut [i(sock), s("a\r\nb")]),
+        -1132
+    );
+    // The socket is still usable after those refusals.
+    assert_eq!(select(sock, "INBOX").0, 0);
+    assert_eq!(disconnect(sock).code(), 0);
+    assert_eq!(call("IMAPCheck", &mut [i(sock)]), -509);
+}
+
+#[test]
+fn mailbox_lifecycle_with_international_names() {
+    let sock = login("u3");
+    let delim = {
+        let mut a = [i(sock), s(""), s(""), list()];
+        assert_eq!(call("IMAPListMailboxes", &mut a), 0);
+        text(&rows(&a[3])[0][1])
+    };
+    assert!(!delim.is_empty());
+    let intl = "Entwürfe & Pläne 📬";
+    assert_eq!(call("IMAPCreateMailbox", &mut [i(sock), s(intl)]), 0);
+    let nested = format!("Projekte{delim}Köln");
+    assert_eq!(call("IMAPCreateMailbox", &mut [i(sock), s(&nested)]), 0);
+    let all = mailboxes(sock, false, "*");
+    assert!(
+        all.contains(&intl.to_string()) && all.contains(&nested),
+        "{all:?}"
+    );
+    assert_eq!(
+        call(
+            "IMAPRenameMailbox",
+            &mut [i(sock), s(intl), s("Archiv 2026")]
+        ),
+        0
+    );
+    let all = mailboxes(sock, false, "*");
+    assert!(
+        all.contains(&"Archiv 2026".to_string()) && !all.contains(&intl.to_string()),
+        "{all:?}"
+    );
+    assert_eq!(
+        call("IMAPSubscribeMailbox", &mut [i(sock), s("Archiv 2026")]),
+        0
+    );
+    assert_eq!(mailboxes(sock, true, "*"), vec!["Archiv 2026".to_string()]);
+    assert_eq!(
+        call("IMAPUnsubscribeMailbox", &mut [i(sock), s("Archiv 2026")]),
+        0
+    );
+    assert!(mailboxes(sock, true, "*").is_empty());
+    assert_eq!(
+        call("IMAPDeleteMailbox", &mut [i(sock), s("Archiv 2026")]),
+        0
+    );
+    assert!(!mailboxes(sock, false, "*").contains(&"Archiv 2026".to_string()));
+    assert_eq!(
+        call("IMAPDeleteMailbox", &mut [i(sock), s("Archiv 2026")]),
+        -1126
+    );
+    assert_eq!(select(sock, &nested).0, 0);
+    assert_eq!(disconnect(sock).code(), 0);
+}
+
+#[test]
+fn flags_copy_expunge_and_append_round_trips() {
+    let sock = login("u4");
+    let date = "17-Jul-2024 02:44:25 -0700";
+    let mut a = [
+        i(sock),
+        s("INBOX"),
+        HostValue::Binary(EIGHT_BIT.to_vec()),
+        s("\\Seen \\Flagged"),
+        s(date),
+    ];
+    assert_eq!(call("IMAPAppendMessage", &mut a), 0);
+    let mut a = [i(sock), s("INBOX"), HostValue::Binary(PLAIN.to_vec())];
+    assert_eq!(call("IMAPAppendMessage", &mut a), 0);
+    assert_eq!(
+        call(
+            "IMAPAppendMessage",
+            &mut [i(sock), s("INBOX"), s("x"), s("(bad")]
+        ),
+        -1132
+    );
+    assert_eq!(select(sock, "INBOX").0, 0);
+    let rows = messages(sock);
+    assert_eq!(rows.len(), 2);
+    let (u1, u2) = (int(&rows[0][0]), int(&rows[1][0]));
+    assert_eq!(
+        recv(sock, u1, false),
+        (0, EIGHT_BIT.to_vec()),
+        "append then receive: same bytes"
+    );
+    // The same instant; servers may show it in their own zone.
+    assert!(
+        [date, "17-Jul-2024 09:44:25 +0000"].contains(&text(&rows[0][2]).as_str()),
+        "{:?}",
+        rows[0][2]
+    );
+    assert_eq!(rows[0][8], HostValue::Boolean(Tri::True));
+    assert_eq!(rows[0][6], HostValue::Boolean(Tri::True));
+
+    // kTrue adds, kFalse removes, kUnknown leaves.
+    let t = HostValue::Boolean(Tri::True);
+    let f = HostValue::Boolean(Tri::False);
+    let u = HostValue::Boolean(Tri::Unknown);
+    let mut a = [
+        i(sock),
+        i(u1),
+        t.clone(),
+        u.clone(),
+        u.clone(),
+        f.clone(),
+        u.clone(),
+    ];
+    assert_eq!(call("IMAPSetMessageFlags", &mut a), 0);
+    let r = &messages(sock)[0];
+    assert_eq!(
+        (&r[3], &r[6], &r[8]),
+        (&t, &f, &t),
+        "answered added, flagged removed, seen kept"
+    );
+    assert_eq!(
+        call("IMAPSetMessageFlags", &mut [i(sock), i(424242), t.clone()]),
+        -1129
+    );
+
+    assert_eq!(call("IMAPCreateMailbox", &mut [i(sock), s("Kopie")]), 0);
+    assert_eq!(
+        call("IMAPCopyMessage", &mut [i(sock), i(u2), s("Kopie")]),
+        0
+    );
+    assert_eq!(
+        call("IMAPCopyMessage", &mut [i(sock), i(u2), s("Nowhere")]),
+        -1126
+    );
+    assert_eq!(
+        call("IMAPCopyMessage", &mut [i(sock), i(777), s("Kopie")]),
+        -1129
+    );
+
+    let mut a = [i(sock), i(u2), u.clone(), t.clone()];
+    assert_eq!(call("IMAPSetMessageFlags", &mut a), 0);
+    let mut a = [i(sock), s("st"), list()];
+    assert_eq!(call("IMAPExpungeMessages", &mut a), 0);
+    assert!(
+        lines(&a[2]).iter().any(|l| l.ends_with("EXPUNGE")),
+        "{:?}",
+        lines(&a[2])
+    );
+    assert_eq!(messages(sock).len(), 1);
+
+    assert_eq!(select(sock, "Kopie").1[0], 1);
+    let copied = int(&messages(sock)[0][0]);
+    assert_eq!(recv(sock, copied, false), (0, PLAIN.to_vec()));
+    assert_eq!(disconnect(sock).code(), 0);
+}
+
+#[test]
+fn search_returns_uids_with_unicode_criteria() {
+    let d = dovecot();
+    d.seed(
+        "u5",
+        "INBOX",
+        &[(PLAIN, "S"), (EIGHT_BIT, ""), (MULTIPART, "")],
+    );
+    let sock = login("u5");
+    assert_eq!(select(sock, "INBOX").0, 0);
+    let search = |criteria: &str| {
+        let mut a = [i(sock), s(criteria), list()];
+        let rc = call("IMAPSearch", &mut a);
+        (
+            rc,
+            if rc == 0 {
+                rows(&a[2]).iter().map(|r| int(&r[0])).collect::<Vec<_>>()
+            } else {
+                vec![]
+            },
+        )
+    };
+    assert_eq!(search("ALL").1.len(), 3);
+    assert_eq!(search("UNSEEN").1.len(), 2);
+    assert_eq!(search("SUBJECT \"plain\"").1.len(), 1);
+    assert_eq!(search("OR (SUBJECT plain) (SUBJECT multipart)").1.len(), 2);
+    assert_eq!(
+        search("BODY \"Grüße\"").1.len(),
+        1,
+        "non-ASCII goes as a UTF-8 literal"
+    );
+    assert_eq!(search("ALL\r\nA1 DELETE INBOX").0, -1132);
+    assert_eq!(search("(ALL").0, -1132);
+    assert_eq!(search("NOSUCHKEY").0, -1126);
+    assert_eq!(disconnect(sock).code(), 0);
+}
+
+#[test]
+fn idle_sees_an_append_made_through_another_socket() {
+    let watcher = login("u6");
+    let writer = login("u6");
+    assert_eq!(select(watcher, "INBOX").0, 0);
+    let t0 = std::time::Instant::now();
+    let idle = std::thread::spawn(move || {
+        let mut a = [i(watcher), i(10), list()];
+        let rc = call("IMAPIdle", &mut a);
+        (
+            rc,
+            rows(&a[2]).iter().map(|r| text(&r[0])).collect::<Vec<_>>(),
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        call(
+            "IMAPAppendMessage",
+            &mut [i(writer), s("INBOX"), HostValue::Binary(PLAIN.to_vec())]
+        ),
+        0
+    );
+    let (rc, updates) = idle.join().unwrap();
+    assert_eq!(rc, 0);
+    assert!(updates.iter().any(|u| u.ends_with("EXISTS")), "{updates:?}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(8),
+        "IDLE returned at the update, not the timeout"
+    );
+    // The session is usable after DONE.
+    assert_eq!(call("IMAPNoOp", &mut [i(watcher)]), 0);
+    // With nothing happening, IDLE ends at its timeout.
+    let t0 = std::time::Instant::now();
+    let mut a = [i(watcher), i(1), list()];
+    assert_eq!(call("IMAPIdle", &mut a), 0);
+    assert!(t0.elapsed() >= std::time::Duration::from_millis(900));
+    assert_eq!(disconnect(watcher).code(), 0);
+    assert_eq!(disconnect(writer).code(), 0);
+}
+
+#[test]
+fn ten_thousand_messages_and_a_fifty_megabyte_one() {
+    let d = dovecot();
+    let many: Vec<Vec<u8>> = (0..10_000)
+        .map(|n| {
+            format!("From: a@example.com\r\nSubject: message {n}\r\n\r\nbody {n}\r\n").into_bytes()
+        })
+        .collect();
+    let refs: Vec<(&[u8], &str)> = many.iter().map(|m| (m.as_slice(), "")).collect();
+    d.seed("u7", "INBOX", &refs);
+    let mut big = Vec::with_capacity(50 * 1024 * 1024 + 200);
+    big.extend_from_slice(b"From: a@example.com\r\nSubject: big\r\n\r\n");
+    let line =
+        b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/0123456789abcd\r\n";
+    while big.len() < 50 * 1024 * 1024 {
+        big.extend_from_slice(line);
+    }
+    d.seed("u7", "Big", &[(&big, "")]);
+
+    let sock = login("u7");
+    assert_eq!(select(sock, "INBOX").1[0], 10_000);
+    let rows = messages(sock);
+    assert_eq!(rows.len(), 10_000);
+    let uids: std::collections::HashSet<i64> = rows.iter().map(|r| int(&r[0])).collect();
+    assert_eq!(uids.len(), 10_000);
+
+    assert_eq!(select(sock, "Big").1[0], 1);
+    let uid = int(&messages(sock)[0][0]);
+    let mut a = [i(sock), i(uid), HostValue::Binary(vec![]), s("st"), list()];
+    assert_eq!(call("IMAPRecvMessage", &mut a), 0);
+    assert!(
+        a[2] == HostValue::Binary(big.clone()),
+        "50 MB arrive exactly"
+    );
+    let responses = lines(&a[4]);
+    assert!(
+        responses.iter().all(|l| l.len() < 4096),
+        "the body is not copied into the response list"
+    );
+    assert_eq!(disconnect(sock).code(), 0);
+}
