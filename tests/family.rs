@@ -413,7 +413,18 @@ fn ten_thousand_messages_and_a_fifty_megabyte_one() {
     assert_eq!(select(sock, "Big").1[0], 1);
     let uid = int(&messages(sock)[0][0]);
     let mut a = [i(sock), i(uid), HostValue::Binary(vec![]), s("st"), list()];
-    assert_eq!(call("IMAPRecvMessage", &mut a), 0);
+    let o = env().plugin.call("IMAPRecvMessage", &mut a);
+    assert_eq!(o.code(), 0);
+    let progress: Vec<&str> = o
+        .status
+        .iter()
+        .map(|m| m.message.as_str())
+        .filter(|m| m.starts_with("Receiving"))
+        .collect();
+    assert!(
+        progress.len() >= 5 && progress.len() <= 11,
+        "progress in tenths: {progress:?}"
+    );
     assert!(
         a[2] == HostValue::Binary(big.clone()),
         "50 MB arrive exactly"

@@ -39,6 +39,8 @@ pub struct Fragmentizer {
     segment_start: usize,
     /// Bytes the frames handed out so far held, in total.
     consumed: u64,
+    /// The literal being received: (where its bytes start, its size).
+    literal: Option<(usize, u64)>,
 }
 
 impl Fragmentizer {
@@ -48,6 +50,7 @@ impl Fragmentizer {
             limits,
             segment_start: 0,
             consumed: 0,
+            literal: None,
         }
     }
 
@@ -58,6 +61,12 @@ impl Fragmentizer {
     /// Bytes received but not yet handed out as a frame.
     pub fn buffered(&self) -> usize {
         self.buf.len()
+    }
+
+    /// (received, announced) bytes of the literal still arriving, if any.
+    pub fn literal_progress(&self) -> Option<(u64, u64)> {
+        self.literal
+            .map(|(start, size)| ((self.buf.len() - start) as u64, size))
     }
 
     /// Total bytes handed out as frames.
@@ -93,12 +102,19 @@ impl Fragmentizer {
                     }
                     let literal_end = line_end + size as usize;
                     if self.buf.len() < literal_end {
+                        self.literal = Some((line_end, size));
                         return Ok(None);
                     }
+                    self.literal = None;
                     self.segment_start = literal_end;
                 }
                 None => {
-                    let frame: Vec<u8> = self.buf.drain(..line_end).collect();
+                    // A frame that is the whole buffer is taken, not copied.
+                    let frame: Vec<u8> = if line_end == self.buf.len() {
+                        std::mem::take(&mut self.buf)
+                    } else {
+                        self.buf.drain(..line_end).collect()
+                    };
                     self.segment_start = 0;
                     // Give back the memory a large literal needed.
                     if self.buf.capacity() > 1 << 20 && self.buf.len() < 1 << 16 {
@@ -180,20 +196,29 @@ pub struct DecodeError(pub String);
 
 /// Decodes one frame from the Fragmentizer.
 pub fn decode(frame: &[u8]) -> Result<Response, DecodeError> {
-    let line = frame
-        .strip_suffix(b"\n")
-        .ok_or_else(|| DecodeError("no line end".into()))?;
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    decode_owned(frame.to_vec())
+}
+
+/// Decodes a frame it owns: untagged data keeps the frame's buffer, so a
+/// large literal is never copied. Classification reads the first line only.
+pub fn decode_owned(mut frame: Vec<u8>) -> Result<Response, DecodeError> {
+    if frame.pop() != Some(b'\n') {
+        return Err(DecodeError("no line end".into()));
+    }
+    if frame.last() == Some(&b'\r') {
+        frame.pop();
+    }
+    let first_end = frame
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(frame.len());
+    let first = &frame[..first_end];
     // NUL is never valid in response text; inside a literal it is data (BINARY).
-    let text_part = match line.iter().position(|&b| b == b'\n') {
-        Some(first_line_end) => &line[..first_line_end],
-        None => line,
-    };
-    if text_part.contains(&0) {
+    if first.contains(&0) {
         return Err(DecodeError("NUL byte in response".into()));
     }
-    let text = String::from_utf8_lossy(line);
-    let text = text.as_ref();
+    let text = String::from_utf8_lossy(first).into_owned();
+    let text = text.as_str();
     if let Some(rest) = text.strip_prefix('+') {
         return Ok(Response::Continuation(
             rest.strip_prefix(' ').unwrap_or(rest).to_string(),
@@ -253,7 +278,8 @@ pub fn decode(frame: &[u8]) -> Result<Response, DecodeError> {
             short(text)
         )));
     }
-    Ok(Response::Other(line[2..].to_vec()))
+    frame.drain(..2);
+    Ok(Response::Other(frame))
 }
 
 fn short(s: &str) -> String {

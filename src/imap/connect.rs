@@ -286,9 +286,10 @@ impl Operation for ConnectOp {
     fn on_response(
         &mut self,
         s: &mut ImapSession,
-        r: &Response,
+        r: Response,
         out: &mut Outbox,
     ) -> Step<Connected> {
+        let r = &r;
         if !matches!(self.state, State::Greeting(_)) {
             if let Some(e) = bye_error(r) {
                 self.state = State::Finished;

@@ -2,7 +2,7 @@
 //! the frames the server sends, reports every line to the observer, and
 //! enforces the communications timeout. The transport is the only I/O.
 
-use super::codec::{decode, literal_size, Fragmentizer, FrameError};
+use super::codec::{decode_owned, literal_size, Fragmentizer, FrameError};
 use super::session::{Action, ImapSession, Operation, Outbox, Step};
 use crate::error::MailError;
 use std::time::Instant;
@@ -61,6 +61,7 @@ fn run_inner<O: Operation>(
     s.now = t.now();
     s.clock.start(s.now);
     let mut step = op.start(s, &mut out);
+    let mut progress = Progress::default();
     loop {
         while let Some(action) = out.pop() {
             match action {
@@ -93,7 +94,7 @@ fn run_inner<O: Operation>(
                 let text = frame_text(&frame);
                 obs.response(&text);
                 obs.status(&format!("S: {}", shorten(&text)));
-                let r = decode(&frame).map_err(|e| {
+                let r = decode_owned(frame).map_err(|e| {
                     if first {
                         MailError::BadResponse(format!("not an IMAP greeting: {}", e.0))
                     } else {
@@ -102,7 +103,7 @@ fn run_inner<O: Operation>(
                 })?;
                 s.observe(&r);
                 s.now = t.now();
-                step = op.on_response(s, &r, &mut out);
+                step = op.on_response(s, r, &mut out);
                 continue;
             }
             Ok(None) => {}
@@ -136,12 +137,40 @@ fn run_inner<O: Operation>(
             Ok(Some(bytes)) => {
                 s.clock.touch(t.now());
                 frag.push(&bytes);
+                progress.update(frag.literal_progress(), obs);
             }
             Ok(None) => {}
             Err(MailError::Closed(why)) => {
                 return op.on_closed(s).unwrap_or(Err(MailError::Closed(why)));
             }
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Status messages while a large literal (a message body) arrives.
+#[derive(Default)]
+struct Progress {
+    /// The last tenth reported, for the literal of this size.
+    last: Option<(u64, u64)>,
+}
+
+/// Literals smaller than this arrive too fast to be worth reporting.
+const PROGRESS_MIN: u64 = 1 << 20;
+
+impl Progress {
+    fn update(&mut self, state: Option<(u64, u64)>, obs: &mut dyn Observer) {
+        let Some((have, total)) = state.filter(|(_, t)| *t >= PROGRESS_MIN) else {
+            return;
+        };
+        let have = have.min(total);
+        let tenth = (have * 10 / total).min(9);
+        if self.last != Some((total, tenth)) {
+            self.last = Some((total, tenth));
+            obs.status(&format!(
+                "Receiving {have} of {total} bytes ({}%)",
+                have * 100 / total
+            ));
         }
     }
 }

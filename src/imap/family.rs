@@ -84,7 +84,16 @@ impl Operation for BatchOp {
         Step::Continue
     }
 
-    fn on_response(&mut self, _s: &mut ImapSession, r: &Response, out: &mut Outbox) -> Step<Batch> {
+    fn on_response(&mut self, _s: &mut ImapSession, r: Response, out: &mut Outbox) -> Step<Batch> {
+        // Untagged data is moved, not copied: it may be a 50 MB literal.
+        let r = match r {
+            Response::Other(raw) => {
+                self.batch.data.push(raw);
+                return Step::Continue;
+            }
+            other => other,
+        };
+        let r = &r;
         if let Some(e) = bye_error(r) {
             return Step::Done(Err(e));
         }
@@ -97,7 +106,6 @@ impl Operation for BatchOp {
                     "unexpected continuation request".into(),
                 )));
             }
-            Response::Other(raw) => self.batch.data.push(raw.clone()),
             Response::Status {
                 tag: None,
                 kind: StatusKind::Ok,
@@ -198,9 +206,10 @@ impl Operation for IdleOp {
     fn on_response(
         &mut self,
         s: &mut ImapSession,
-        r: &Response,
+        r: Response,
         _out: &mut Outbox,
     ) -> Step<Self::Output> {
+        let r = &r;
         if let Some(e) = bye_error(r) {
             return Step::Done(Err(e));
         }

@@ -363,7 +363,7 @@ pub trait Operation {
     fn on_response(
         &mut self,
         s: &mut ImapSession,
-        r: &Response,
+        r: Response,
         out: &mut Outbox,
     ) -> Step<Self::Output>;
     /// The TLS handshake the operation asked for has completed.

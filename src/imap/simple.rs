@@ -16,7 +16,8 @@ impl Operation for NoopOp {
         self.0 = Some(s.send(CommandLine::new("NOOP"), out));
         Step::Continue
     }
-    fn on_response(&mut self, _s: &mut ImapSession, r: &Response, _out: &mut Outbox) -> Step<()> {
+    fn on_response(&mut self, _s: &mut ImapSession, r: Response, _out: &mut Outbox) -> Step<()> {
+        let r = &r;
         if let Some(e) = bye_error(r) {
             return Step::Done(Err(e));
         }
@@ -45,7 +46,8 @@ impl Operation for LogoutOp {
         self.cmd = Some(s.send(CommandLine::new("LOGOUT"), out));
         Step::Continue
     }
-    fn on_response(&mut self, s: &mut ImapSession, r: &Response, _out: &mut Outbox) -> Step<()> {
+    fn on_response(&mut self, s: &mut ImapSession, r: Response, _out: &mut Outbox) -> Step<()> {
+        let r = &r;
         if bye_error(r).is_some() {
             self.saw_bye = true;
         }
