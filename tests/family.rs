@@ -208,6 +208,18 @@ fn mailbox_lifecycle_with_international_names() {
         call("IMAPDeleteMailbox", &mut [i(sock), s("Archiv 2026")]),
         -1126
     );
+    assert_eq!(
+        call("IMAPCreateMailbox", &mut [i(sock), s(&nested)]),
+        -1126,
+        "exists already"
+    );
+    assert_eq!(
+        call("IMAPRenameMailbox", &mut [i(sock), s("Nope"), s("Nope2")]),
+        -1126
+    );
+    assert!(mailboxes(sock, false, "NothingMatches*").is_empty());
+    // A server NO leaves the session usable.
+    assert_eq!(call("IMAPNoOp", &mut [i(sock)]), 0);
     assert_eq!(select(sock, &nested).0, 0);
     assert_eq!(disconnect(sock).code(), 0);
 }
