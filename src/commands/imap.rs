@@ -126,9 +126,10 @@ pub fn disconnect(call: &HostCall) -> Result<Ret, MailError> {
     let id = call.integer(0)?.unwrap_or_default();
     let entry = IMAP_SOCKETS.get(id)?;
     let mut guard = lock(&entry, id)?;
+    // The list first: if the host refuses it, nothing has happened yet.
+    let mut obs = CommandObserver::new(call, call.responses())?;
     IMAP_SOCKETS.remove(id);
     guard.closed = true;
-    let mut obs = CommandObserver::new(call, call.responses())?;
     let s = &mut *guard;
     s.session.clock.set_timeout(comms_timeout());
     let r = if s.session.broken.is_some() || s.session.phase == Phase::Logout {

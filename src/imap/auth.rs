@@ -2,9 +2,7 @@
 //! checked against the RFCs' published examples.
 
 use openssl::base64;
-use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
-use openssl::sign::Signer;
+use openssl::hash::{Hasher, MessageDigest};
 
 /// The base64 CRAM-MD5 response (RFC 2195) to a base64 challenge.
 pub fn cram_md5_response(
@@ -14,12 +12,32 @@ pub fn cram_md5_response(
 ) -> Result<String, String> {
     let challenge = base64::decode_block(challenge_b64.trim())
         .map_err(|_| "challenge is not base64".to_string())?;
-    let key = PKey::hmac(password.as_bytes()).map_err(|e| e.to_string())?;
-    let mut signer = Signer::new(MessageDigest::md5(), &key).map_err(|e| e.to_string())?;
-    signer.update(&challenge).map_err(|e| e.to_string())?;
-    let digest = signer.sign_to_vec().map_err(|e| e.to_string())?;
+    let digest = hmac_md5(password.as_bytes(), &challenge)?;
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     Ok(base64::encode_block(format!("{username} {hex}").as_bytes()))
+}
+
+/// HMAC-MD5 (RFC 2104) written out, because OpenSSL 3's HMAC key refuses
+/// the empty password that CRAM-MD5 must still be able to use.
+fn hmac_md5(key: &[u8], message: &[u8]) -> Result<Vec<u8>, String> {
+    let md5 = |parts: &[&[u8]]| -> Result<Vec<u8>, String> {
+        let mut h = Hasher::new(MessageDigest::md5()).map_err(|e| e.to_string())?;
+        for p in parts {
+            h.update(p).map_err(|e| e.to_string())?;
+        }
+        Ok(h.finish().map_err(|e| e.to_string())?.to_vec())
+    };
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        let k = md5(&[key])?;
+        block[..k.len()].copy_from_slice(&k);
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let ipad: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
+    let opad: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
+    let inner = md5(&[&ipad, message])?;
+    md5(&[&opad, &inner])
 }
 
 #[cfg(test)]
@@ -30,6 +48,20 @@ mod tests {
         let challenge = "PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+";
         let r = super::cram_md5_response("tim", "tanstaaftanstaaf", challenge).unwrap();
         assert_eq!(r, "dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw");
+    }
+
+    #[test]
+    fn rfc2202_hmac_md5_vectors_and_empty_key() {
+        let hex = |v: Vec<u8>| v.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        // RFC 2202 test cases 2 and 6 (a key longer than a block).
+        let jefe = super::hmac_md5(b"Jefe", b"what do ya want for nothing?").unwrap();
+        assert_eq!(hex(jefe), "750c783e6ab0b503eaa86e310a5db738");
+        let long = super::hmac_md5(
+            &[0xaa; 80],
+            b"Test Using Larger Than Block-Size Key - Hash Key First",
+        );
+        assert_eq!(hex(long.unwrap()), "6b1ab7fe4bd7bf8f0b62e6ce61b9d0cd");
+        assert!(super::cram_md5_response("u", "", "PDEyMz4=").is_ok());
     }
 
     #[test]

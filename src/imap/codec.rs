@@ -12,6 +12,8 @@ pub struct FrameLimits {
     pub max_line: usize,
     /// Largest literal announced by the server.
     pub max_literal: usize,
+    /// Largest whole frame: a server chaining literals cannot exceed it.
+    pub max_frame: usize,
 }
 
 impl Default for FrameLimits {
@@ -21,6 +23,7 @@ impl Default for FrameLimits {
         FrameLimits {
             max_line: 64 * 1024,
             max_literal: 64 * 1024 * 1024,
+            max_frame: 65 * 1024 * 1024,
         }
     }
 }
@@ -92,7 +95,13 @@ impl Fragmentizer {
                 });
             }
             let line_end = self.segment_start + nl + 1;
-            match literal_size(&self.buf[self.segment_start..line_end]) {
+            // Status and continuation text may end in "{5}" without a literal.
+            let literal = if self.segment_start == 0 && is_text_line(&self.buf[..line_end]) {
+                None
+            } else {
+                literal_size(&self.buf[self.segment_start..line_end])
+            };
+            match literal {
                 Some(size) => {
                     if size > self.limits.max_literal as u64 {
                         return Err(FrameError::LiteralTooLarge {
@@ -101,6 +110,13 @@ impl Fragmentizer {
                         });
                     }
                     let literal_end = line_end + size as usize;
+                    if literal_end > self.limits.max_frame {
+                        let limit = self.limits.max_frame;
+                        return Err(FrameError::LiteralTooLarge {
+                            size: literal_end as u64,
+                            limit,
+                        });
+                    }
                     if self.buf.len() < literal_end {
                         self.literal = Some((line_end, size));
                         return Ok(None);
@@ -126,6 +142,18 @@ impl Fragmentizer {
             }
         }
     }
+}
+
+/// A continuation or status response line: its text is never a literal.
+fn is_text_line(line: &[u8]) -> bool {
+    if line.starts_with(b"+") {
+        return true;
+    }
+    let mut words = line.splitn(3, |&b| b == b' ');
+    let word = words.nth(1).unwrap_or_default();
+    [&b"OK"[..], b"NO", b"BAD", b"BYE", b"PREAUTH"]
+        .iter()
+        .any(|w| word.eq_ignore_ascii_case(w))
 }
 
 /// `{n}` (or `{n+}`) right before the line end announces a literal of n bytes.
@@ -372,6 +400,7 @@ mod tests {
         Fragmentizer::new(FrameLimits {
             max_line: 100,
             max_literal: 1000,
+            max_frame: 1500,
         })
     }
 
@@ -399,6 +428,31 @@ mod tests {
             b"* 1 FETCH (BODY[] {5}\r\nab\r\nc)\r\n"
         );
         assert_eq!(f.next_frame().unwrap().unwrap(), b"* OK x\r\n");
+    }
+
+    #[test]
+    fn chained_literals_cannot_exceed_the_frame_cap() {
+        let mut f = frag();
+        for _ in 0..3 {
+            f.push(b"* 1 FETCH (A {900}\r\n");
+            f.push(&[b'x'; 900]);
+            if f.next_frame().is_err() {
+                return;
+            }
+        }
+        panic!("three 900-byte literals passed a 1500-byte frame cap");
+    }
+
+    #[test]
+    fn status_text_ending_in_braces_is_not_a_literal() {
+        let mut f = frag();
+        f.push(b"* OK hello server {5}\r\n+ send {3}\r\nA1 NO sorry {2}\r\n");
+        assert_eq!(
+            f.next_frame().unwrap().unwrap(),
+            b"* OK hello server {5}\r\n"
+        );
+        assert_eq!(f.next_frame().unwrap().unwrap(), b"+ send {3}\r\n");
+        assert_eq!(f.next_frame().unwrap().unwrap(), b"A1 NO sorry {2}\r\n");
     }
 
     #[test]
@@ -477,6 +531,7 @@ mod tests {
             let mut f = Fragmentizer::new(FrameLimits {
                 max_line: 64,
                 max_literal: 32,
+                max_frame: 200,
             });
             for _ in 0..8 {
                 let mut chunk = Vec::new();

@@ -225,7 +225,12 @@ impl ConnectOp {
                         }),
                     }
                 }
-                _ => {
+                // CRAM-MD5 has one challenge: cancel a second and fall back.
+                Mechanism::CramMd5 => out.push(Action::Send {
+                    wire: b"*\r\n".to_vec(),
+                    shown: "*".into(),
+                }),
+                Mechanism::Login => {
                     if !a.command.on_continuation(out) {
                         return fail(MailError::Syntax("unexpected continuation request".into()));
                     }
@@ -295,6 +300,15 @@ impl Operation for ConnectOp {
                 self.state = State::Finished;
                 return Step::Done(Err(e));
             }
+        }
+        // Only authentication waits for "+"; in the greeting it is a bad greeting.
+        let waits_for_plus = matches!(self.state, State::Auth(_) | State::Greeting(_));
+        if matches!(r, Response::Continuation(_)) && !waits_for_plus {
+            self.state = State::Finished;
+            return Step::Done(Err(MailError::Syntax(format!(
+                "unexpected continuation request while waiting for {}",
+                self.waiting_for()
+            ))));
         }
         let (next, step) = match std::mem::replace(&mut self.state, State::Finished) {
             State::Greeting(AwaitGreeting) => self.on_greeting(s, r, out),

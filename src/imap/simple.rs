@@ -21,6 +21,11 @@ impl Operation for NoopOp {
         if let Some(e) = bye_error(r) {
             return Step::Done(Err(e));
         }
+        if let Response::Continuation(_) = r {
+            return Step::Done(Err(MailError::Syntax(
+                "unexpected continuation request".into(),
+            )));
+        }
         match self.0.as_ref().and_then(|c| c.completion(r)) {
             None => Step::Continue,
             Some((StatusKind::Ok, _)) => Step::Done(Ok(())),
@@ -50,6 +55,11 @@ impl Operation for LogoutOp {
         let r = &r;
         if bye_error(r).is_some() {
             self.saw_bye = true;
+        }
+        if let Response::Continuation(_) = r {
+            return Step::Done(Err(MailError::Syntax(
+                "unexpected continuation request".into(),
+            )));
         }
         match self.cmd.as_ref().and_then(|c| c.completion(r)) {
             None => Step::Continue,

@@ -362,3 +362,37 @@ fn noop_keeps_untagged_updates_and_logout_expects_bye() {
     );
     run(&mut LogoutOp::default(), &mut s, &mut f, &mut t, &mut seen).unwrap();
 }
+
+#[test]
+fn stray_continuation_is_a_syntax_error_and_a_second_cram_challenge_is_cancelled() {
+    let stray = "S: * OK ready
+                 C: A0001 CAPABILITY
+                 S: + what?";
+    assert_eq!(code(connect(SecureMode::Plain, "u", "p", stray).0), -525);
+    let script = format!(
+        "S: * OK [CAPABILITY IMAP4rev1 AUTH=CRAM-MD5] ready
+         C: A0001 AUTHENTICATE CRAM-MD5
+         S: + {TIM_CHALLENGE}
+         C: {TIM_RESPONSE}
+         S: + another challenge
+         C: *
+         S: A0001 BAD cancelled
+         C: A0002 LOGIN \"tim\" \"tanstaaftanstaaf\"
+         S: A0002 OK in"
+    );
+    assert_eq!(
+        code(connect(SecureMode::Plain, "tim", "tanstaaftanstaaf", &script).0),
+        0
+    );
+}
+
+#[test]
+fn cram_md5_with_an_empty_password() {
+    // HMAC-MD5 with an empty key over "<1234>", as Python's hmac module computes it.
+    let script = "S: * OK [CAPABILITY IMAP4rev1 AUTH=CRAM-MD5] ready
+                  C: A0001 AUTHENTICATE CRAM-MD5
+                  S: + PDEyMzQ+
+                  C: dSA0ZWZkOWQ5ZGMwZGZmNzMyYjc4NzkxODJkNDdmYTVjYQ==
+                  S: A0001 OK in";
+    assert_eq!(code(connect(SecureMode::Plain, "u", "", script).0), 0);
+}

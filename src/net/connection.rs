@@ -2,7 +2,7 @@
 //! events back on the connection's own channel, waits bounded by deadlines.
 
 use super::address::{Host, ServerAddr};
-use super::reactor::{Event, Flow, Io, Request, READ_PAUSE_AT};
+use super::reactor::{Event, Flow, Io, Request, TlsPeer};
 use super::tls::client_ssl;
 use crate::error::MailError;
 use crate::imap::driver::Transport;
@@ -44,6 +44,17 @@ fn io_error(e: &io::Error, target: &str) -> MailError {
     }
 }
 
+/// Which failure of several addresses tells the caller most.
+fn rank(e: &MailError) -> u8 {
+    match e {
+        MailError::Refused(_) => 4,
+        MailError::Timeout(_) => 3,
+        MailError::Unreachable(_) => 2,
+        MailError::Network(_) => 1,
+        _ => 0,
+    }
+}
+
 impl Connection {
     /// Connects to the first address that accepts, within the deadline.
     pub fn open(
@@ -54,8 +65,16 @@ impl Connection {
         status: &mut dyn FnMut(&str),
     ) -> Result<Connection, MailError> {
         let io = Io::global();
-        let mut last = None;
-        for addr in addrs {
+        let mut best: Option<MailError> = None;
+        for (k, addr) in addrs.iter().enumerate() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            // Each address gets its share of the time left, so one that
+            // drops packets cannot use up the whole timeout.
+            let left = (addrs.len() - k) as u32;
+            let attempt_deadline = now + (deadline - now) / left;
             status(&format!("Connecting to {server} ({addr})"));
             let id = io.new_id();
             let (tx, rx) = crossbeam_channel::unbounded();
@@ -76,20 +95,21 @@ impl Connection {
                 verify,
                 closed: false,
             };
-            match conn.events.recv_deadline(deadline) {
+            let failure = match conn.events.recv_deadline(attempt_deadline) {
                 Ok(Event::Connected { peer }) => {
                     status(&format!("Connected to {peer}"));
                     conn.peer = peer;
                     return Ok(conn);
                 }
-                Ok(Event::Failed(e)) => last = Some(io_error(&e, &addr.to_string())),
-                Ok(other) => {
-                    last = Some(MailError::Internal(format!("unexpected event {other:?}")))
-                }
-                Err(_) => return Err(MailError::Timeout(format!("the connection to {server}"))),
+                Ok(Event::Failed(e)) => io_error(&e, &addr.to_string()),
+                Ok(other) => MailError::Internal(format!("unexpected event {other:?}")),
+                Err(_) => MailError::Timeout(format!("the connection to {server} ({addr})")),
+            };
+            if best.as_ref().is_none_or(|b| rank(&failure) > rank(b)) {
+                best = Some(failure);
             }
         }
-        Err(last.unwrap_or_else(|| MailError::HostNotFound(server.to_string())))
+        Err(best.unwrap_or_else(|| MailError::Timeout(format!("the connection to {server}"))))
     }
 
     pub fn close(&mut self) {
@@ -102,8 +122,8 @@ impl Connection {
     fn take(&self, ev: Event) -> Result<Vec<u8>, MailError> {
         match ev {
             Event::Data(bytes) => {
-                let before = self.flow.queued.fetch_sub(bytes.len(), Ordering::AcqRel);
-                if before >= READ_PAUSE_AT / 2 && self.flow.paused.swap(false, Ordering::AcqRel) {
+                self.flow.queued.fetch_sub(bytes.len(), Ordering::AcqRel);
+                if self.flow.paused.swap(false, Ordering::AcqRel) {
                     self.io.request(Request::Resume { id: self.id });
                 }
                 Ok(bytes)
@@ -158,7 +178,10 @@ impl Transport for Connection {
             id: self.id,
             ssl: Box::new(ssl),
             consumed,
-            host: host.clone(),
+            peer: TlsPeer {
+                host: host.clone(),
+                verify: self.verify,
+            },
         });
         loop {
             let ev = match deadline {

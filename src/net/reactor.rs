@@ -7,6 +7,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use openssl::ssl::{HandshakeError, MidHandshakeSslStream, Ssl, SslStream};
+use openssl::x509::X509VerifyResult;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -41,7 +42,7 @@ pub enum Request {
         id: usize,
         ssl: Box<Ssl>,
         consumed: u64,
-        host: String,
+        peer: TlsPeer,
     },
     Resume {
         id: usize,
@@ -49,6 +50,12 @@ pub enum Request {
     Close {
         id: usize,
     },
+}
+
+/// Who the handshake is with, and whether its certificate is checked.
+pub struct TlsPeer {
+    pub host: String,
+    pub verify: bool,
 }
 
 #[derive(Debug)]
@@ -72,7 +79,7 @@ pub enum Event {
 
 enum Stream {
     Plain(TcpStream),
-    Handshaking(MidHandshakeSslStream<TcpStream>, String),
+    Handshaking(MidHandshakeSslStream<TcpStream>, TlsPeer),
     Tls(Box<SslStream<TcpStream>>),
     Gone,
 }
@@ -218,8 +225,8 @@ impl Reactor {
                 id,
                 ssl,
                 consumed,
-                host,
-            } => self.start_tls(id, *ssl, consumed, host),
+                peer,
+            } => self.start_tls(id, *ssl, consumed, peer),
             Request::Resume { id } => self.ready(id),
             Request::Close { id } => self.close(id),
         }
@@ -244,7 +251,7 @@ impl Reactor {
         self.close(id);
     }
 
-    fn start_tls(&mut self, id: usize, ssl: Ssl, consumed: u64, host: String) {
+    fn start_tls(&mut self, id: usize, ssl: Ssl, consumed: u64, peer: TlsPeer) {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
@@ -267,14 +274,14 @@ impl Reactor {
             let e = crate::error::MailError::AlreadySecure;
             return self.fail(id, Event::TlsDone(Err(e)));
         };
-        self.handshake(id, ssl.connect(tcp), host);
+        self.handshake(id, ssl.connect(tcp), peer);
     }
 
     fn handshake(
         &mut self,
         id: usize,
         r: Result<SslStream<TcpStream>, HandshakeError<TcpStream>>,
-        host: String,
+        peer: TlsPeer,
     ) {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
@@ -294,11 +301,17 @@ impl Reactor {
                 let _ = c.events.send(Event::TlsDone(Ok(info)));
                 self.ready(id);
             }
-            Err(HandshakeError::WouldBlock(mid)) => c.stream = Stream::Handshaking(mid, host),
+            Err(HandshakeError::WouldBlock(mid)) => c.stream = Stream::Handshaking(mid, peer),
             Err(HandshakeError::Failure(mid)) => {
                 let detail = mid.error().to_string();
-                let e = classify_failure(mid.ssl().verify_result(), &detail, &host);
-                c.stream = Stream::Handshaking(mid, host);
+                // With verification off, OpenSSL still records a result: ignore it.
+                let verdict = if peer.verify {
+                    mid.ssl().verify_result()
+                } else {
+                    X509VerifyResult::OK
+                };
+                let e = classify_failure(verdict, &detail, &peer.host);
+                c.stream = Stream::Handshaking(mid, peer);
                 self.fail(id, Event::TlsDone(Err(e)));
             }
             Err(HandshakeError::SetupFailure(e)) => {
@@ -332,16 +345,22 @@ impl Reactor {
             }
         }
         if let Stream::Handshaking(..) = c.stream {
-            let Stream::Handshaking(mid, host) = std::mem::replace(&mut c.stream, Stream::Gone)
+            let Stream::Handshaking(mid, peer) = std::mem::replace(&mut c.stream, Stream::Gone)
             else {
                 unreachable!()
             };
-            return self.handshake(id, mid.handshake(), host);
+            return self.handshake(id, mid.handshake(), peer);
         }
         if let Err(e) = flush(c) {
             return self.fail(id, Event::Failed(e));
         }
         match read_available(c, &mut self.buf) {
+            // A TLS write may have waited for this read (renegotiation): retry it.
+            Ok(true) if !c.out.is_empty() => {
+                if let Err(e) = flush(c) {
+                    self.fail(id, Event::Failed(e));
+                }
+            }
             Ok(true) => {}
             Ok(false) => self.fail(id, Event::Closed),
             Err(e) => self.fail(id, Event::Failed(e)),
@@ -380,7 +399,14 @@ fn read_available(c: &mut Conn, buf: &mut [u8]) -> io::Result<bool> {
     loop {
         if c.flow.queued.load(Ordering::Acquire) >= READ_PAUSE_AT {
             c.flow.paused.store(true, Ordering::Release);
-            return Ok(true);
+            // The caller may have drained the queue before it could see the
+            // flag; then nobody would resume us, so carry on ourselves.
+            if c.flow.queued.load(Ordering::Acquire) >= READ_PAUSE_AT
+                || !c.flow.paused.swap(false, Ordering::AcqRel)
+            {
+                return Ok(true);
+            }
+            continue;
         }
         let r = match &mut c.stream {
             Stream::Plain(s) => s.read(buf),

@@ -36,20 +36,33 @@ fn library_path() -> Option<PathBuf> {
 
 /// A connector for one cacerts folder state, reused while the folder is unchanged.
 struct Cached {
-    key: (Option<PathBuf>, Option<SystemTime>),
+    key: FolderKey,
     connector: SslConnector,
     loaded: usize,
 }
 
 static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
 
-fn folder_key() -> (Option<PathBuf>, Option<SystemTime>) {
+/// The folder and every file in it with its size and time, so replacing a
+/// certificate in place is noticed too.
+type FolderKey = (Option<PathBuf>, Vec<(PathBuf, u64, Option<SystemTime>)>);
+
+fn folder_key() -> FolderKey {
     let dir = cacerts_dir();
-    let mtime = dir
+    let mut files: Vec<_> = dir
         .as_deref()
-        .and_then(|d| std::fs::metadata(d).ok())
-        .and_then(|m| m.modified().ok());
-    (dir, mtime)
+        .and_then(|d| std::fs::read_dir(d).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.metadata()
+                .ok()
+                .map(|m| (e.path(), m.len(), m.modified().ok()))
+        })
+        .collect();
+    files.sort();
+    (dir, files)
 }
 
 fn build_connector(dir: Option<&Path>) -> Result<(SslConnector, usize), MailError> {
