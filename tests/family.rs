@@ -245,6 +245,16 @@ fn flags_copy_expunge_and_append_round_trips() {
         ),
         -1132
     );
+    // Refused before anything goes out: a BAD could make the server read the body as commands.
+    for (flags, date) in [
+        ("\\Recent", ""),
+        ("\\Bogus", ""),
+        ("", "tomorrow"),
+        ("", "17-Jul-2024 02:44:25"),
+    ] {
+        let mut a = [i(sock), s("INBOX"), s("x"), s(flags), s(date)];
+        assert_eq!(call("IMAPAppendMessage", &mut a), -1132, "{flags} {date}");
+    }
     assert_eq!(select(sock, "INBOX").0, 0);
     let rows = messages(sock);
     assert_eq!(rows.len(), 2);
@@ -349,6 +359,11 @@ fn search_returns_uids_with_unicode_criteria() {
         search("BODY \"Grüße\"").1.len(),
         1,
         "non-ASCII goes as a UTF-8 literal"
+    );
+    assert_eq!(
+        search("BODY Grüße").1.len(),
+        1,
+        "an unquoted non-ASCII word is sent as a string"
     );
     assert_eq!(search("ALL\r\nA1 DELETE INBOX").0, -1132);
     assert_eq!(search("(ALL").0, -1132);

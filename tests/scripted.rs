@@ -116,7 +116,7 @@ fn garbage_greeting_bye_and_oversized_line() {
     assert_eq!(o.code(), -1122);
     assert!(env().plugin.last_error().contains("server shutting down"));
     let srv = Scripted::start(|p: &mut Peer| {
-        p.send(&"* OK ".repeat(40_000));
+        p.send(&"* OK ".repeat(2_000_000));
         p.drain();
     });
     assert_eq!(
@@ -212,4 +212,26 @@ fn server_gone_after_login_then_disconnect_still_frees() {
     assert!([-1122, -1106].contains(&code), "{code}");
     assert_eq!(disconnect(sock).code(), 0);
     assert_eq!(disconnect(sock).code(), -509);
+}
+
+#[test]
+fn bad_after_a_literal_plus_append_makes_the_socket_unusable() {
+    let srv = Scripted::start(|p: &mut Peer| {
+        p.send("* OK [CAPABILITY IMAP4rev1 LITERAL+] hi\r\n");
+        let tag = p.command("LOGIN");
+        p.send(&format!("{tag} OK in\r\n"));
+        let l = p.line().unwrap();
+        let tag = l.split(' ').next().unwrap().to_string();
+        assert!(l.contains("APPEND") && l.ends_with("{5+}"), "{l}");
+        p.send(&format!("{tag} BAD parse error\r\n"));
+        p.drain();
+    });
+    let (o, _) = connect(&local(srv.port), "u", "pw", 0, true);
+    let sock = o.code();
+    assert!(sock > 0);
+    let mut a = [i(sock), s("INBOX"), s("hello")];
+    assert_eq!(env().plugin.call("IMAPAppendMessage", &mut a).code(), -525);
+    assert_eq!(env().plugin.call("IMAPNoOp", &mut [i(sock)]).code(), -1127);
+    // Arguments a server would reject as BAD never go out at all.
+    assert_eq!(disconnect(sock).code(), 0);
 }

@@ -3,7 +3,10 @@
 //! can be tested without a plugin; the binary only adds I/O and the calls.
 
 use crate::host::{HostValue, List, ParamInfo, Tri};
-use crate::{MAILEXT_KIND_LIST, MAILEXT_KIND_PROC, MAILEXT_PARAM_OUT};
+use crate::{
+    MAILEXT_KIND_BINARY, MAILEXT_KIND_CHARACTER, MAILEXT_KIND_INTEGER, MAILEXT_KIND_LIST,
+    MAILEXT_KIND_PROC, MAILEXT_PARAM_OUT,
+};
 use std::collections::HashMap;
 
 /// One argument as written.
@@ -327,8 +330,17 @@ pub fn bind(args: &[Arg], params: &[ParamInfo], vars: &Vars) -> Result<Vec<HostV
             ArgValue::Name(n) => match vars.get(n) {
                 Some(v) => v.clone(),
                 None if accepts(MAILEXT_KIND_PROC) => HostValue::Proc(n.clone()),
+                // A new out-variable starts empty, of a kind the parameter takes.
                 None if p.is_some_and(|p| p.flags & MAILEXT_PARAM_OUT != 0) => {
-                    HostValue::Integer(0)
+                    if accepts(MAILEXT_KIND_INTEGER) {
+                        HostValue::Integer(0)
+                    } else if accepts(MAILEXT_KIND_BINARY) {
+                        HostValue::Binary(Vec::new())
+                    } else if accepts(MAILEXT_KIND_CHARACTER) {
+                        HostValue::Character(String::new())
+                    } else {
+                        HostValue::Boolean(Tri::False)
+                    }
                 }
                 None => return Err(format!("argument {}: unknown variable {n}", i + 1)),
             },

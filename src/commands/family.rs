@@ -250,9 +250,16 @@ pub fn list_messages(call: &HostCall) -> Result<Ret, MailError> {
         CommandLine::new("UID FETCH").raw("1:* (UID RFC822.SIZE INTERNALDATE FLAGS)"),
     ];
     let b = batch(call, "FETCH".into(), Needs::Selected, lines)?;
-    let mut rows: Vec<(u32, Vec<(String, Value)>)> =
-        b.data.iter().filter_map(|r| fetch_items(r)).collect();
+    // Unsolicited FETCH updates (flag changes) lack RFC822.SIZE: skip them,
+    // and keep one row per sequence number.
+    let mut rows: Vec<(u32, Vec<(String, Value)>)> = b
+        .data
+        .iter()
+        .filter_map(|r| fetch_items(r))
+        .filter(|(_, p)| item(p, "RFC822.SIZE").is_some())
+        .collect();
     rows.sort_by_key(|(seq, _)| *seq);
+    rows.dedup_by_key(|(seq, _)| *seq);
     call.define_list(
         list,
         &[
@@ -454,6 +461,8 @@ fn encode_criteria(mut line: CommandLine, values: &[Value], spaced: bool) -> Com
     for (i, v) in values.iter().enumerate() {
         let space = spaced || i > 0;
         line = match v {
+            // 8-bit text is never valid in an atom: send it as a string.
+            Value::Atom(a) if !a.is_ascii() => line.string_spaced(a, space),
             Value::Atom(a) => line.word(a, space),
             Value::Nil => line.word("NIL", space),
             Value::Str(s) => line.string_spaced(&String::from_utf8_lossy(s), space),
@@ -470,13 +479,23 @@ pub fn append(call: &HostCall) -> Result<Ret, MailError> {
     let message = call.data(2)?.unwrap_or_default();
     let flags = text_arg(call, 3, "the flags")?;
     let date = text_arg(call, 4, "the date")?;
-    let flag_ok = |f: &str| {
-        let body = f.strip_prefix('\\').unwrap_or(f);
-        !body.is_empty()
-            && body
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(&b))
+    // Anything the server could reject as BAD must be refused here: after a
+    // BAD, a server may read a LITERAL+ message body as commands.
+    let flag_ok = |f: &str| match f.strip_prefix('\\') {
+        Some(system) => ["Answered", "Flagged", "Deleted", "Seen", "Draft"]
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(system)),
+        None => {
+            !f.is_empty()
+                && f.bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(&b))
+        }
     };
+    if !date.trim().is_empty() && !is_date_time(date.trim()) {
+        return Err(MailError::BadValue(format!(
+            "{date:?} is not an IMAP date-time like 17-Jul-1996 02:44:25 -0700"
+        )));
+    }
     if let Some(bad) = flags.split_whitespace().find(|f| !flag_ok(f)) {
         return Err(MailError::BadValue(format!("{bad:?} is not a flag")));
     }
@@ -532,4 +551,51 @@ pub fn idle(call: &HostCall) -> Result<Ret, MailError> {
         )?;
     }
     ok()
+}
+
+/// RFC 3501 date-time: `dd-Mon-yyyy hh:mm:ss +zzzz` (the day may be one digit).
+fn is_date_time(d: &str) -> bool {
+    let Some((date, rest)) = d.split_once(' ') else {
+        return false;
+    };
+    let Some((time, zone)) = rest.split_once(' ') else {
+        return false;
+    };
+    let parts: Vec<&str> = date.split('-').collect();
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let digits = |s: &str, n: std::ops::RangeInclusive<usize>| {
+        n.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    let t: Vec<&str> = time.split(':').collect();
+    parts.len() == 3
+        && digits(parts[0], 1..=2)
+        && months.contains(&parts[1])
+        && digits(parts[2], 4..=4)
+        && t.len() == 3
+        && t.iter().all(|x| digits(x, 2..=2))
+        && zone.len() == 5
+        && (zone.starts_with('+') || zone.starts_with('-'))
+        && digits(&zone[1..], 4..=4)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn date_times() {
+        for ok in ["17-Jul-1996 02:44:25 -0700", "1-Jan-2026 00:00:00 +0000"] {
+            assert!(super::is_date_time(ok), "{ok}");
+        }
+        let bad = [
+            "17-jul-1996 02:44:25 -0700",
+            "17-Jul-96 02:44:25 -0700",
+            "17-Jul-1996 2:44:25 -0700",
+            "x",
+            "17-Jul-1996 02:44:25",
+        ];
+        for b in bad {
+            assert!(!super::is_date_time(b), "{b}");
+        }
+    }
 }

@@ -158,7 +158,8 @@ static RECV: [MailextParam; 5] = [
     p(
         c"message",
         DATA,
-        OUT,
+        // Required: fetching a message nobody receives is a mistake.
+        MAILEXT_PARAM_OUT,
         None,
         c"receives the exact bytes (Binary recommended)",
     ),
@@ -470,7 +471,7 @@ pub static COMMANDS: [MailextCommand; COMMAND_COUNT] = [
         c"IMAPIdle",
         INT,
         &IDLE,
-        c"Waits for updates to the selected mailbox (IDLE)",
+        c"Waits for server updates (IDLE); select a mailbox first to hear about its messages",
     ),
 ];
 

@@ -18,10 +18,10 @@ pub struct FrameLimits {
 
 impl Default for FrameLimits {
     fn default() -> Self {
-        // RFC 7162 asks clients to accept 8000-octet command lines; servers'
-        // response lines are shorter. 64 KiB is generous and still bounded.
+        // A line holds at most 8 MiB: enough for a SEARCH reply listing about a
+        // million UIDs, and still bounded (a whole frame is capped below).
         FrameLimits {
-            max_line: 64 * 1024,
+            max_line: 8 * 1024 * 1024,
             max_literal: 64 * 1024 * 1024,
             max_frame: 65 * 1024 * 1024,
         }
@@ -44,6 +44,8 @@ pub struct Fragmentizer {
     consumed: u64,
     /// The literal being received: (where its bytes start, its size).
     literal: Option<(usize, u64)>,
+    /// How far the current line has been searched for its end.
+    scanned: usize,
 }
 
 impl Fragmentizer {
@@ -54,6 +56,7 @@ impl Fragmentizer {
             segment_start: 0,
             consumed: 0,
             literal: None,
+            scanned: 0,
         }
     }
 
@@ -80,8 +83,16 @@ impl Fragmentizer {
     /// The next whole frame, `Ok(None)` when more bytes are needed.
     pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
         loop {
+            // Resume the search where the last one stopped: long lines arrive
+            // in many pieces and must not be rescanned each time.
+            let from = self.scanned.max(self.segment_start);
             let seg = &self.buf[self.segment_start..];
-            let Some(nl) = seg.iter().position(|&b| b == b'\n') else {
+            let Some(nl) = self.buf[from..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|p| p + from - self.segment_start)
+            else {
+                self.scanned = self.buf.len();
                 if seg.len() > self.limits.max_line {
                     return Err(FrameError::LineTooLong {
                         limit: self.limits.max_line,
@@ -123,6 +134,7 @@ impl Fragmentizer {
                     }
                     self.literal = None;
                     self.segment_start = literal_end;
+                    self.scanned = literal_end;
                 }
                 None => {
                     // A frame that is the whole buffer is taken, not copied.
@@ -132,6 +144,7 @@ impl Fragmentizer {
                         self.buf.drain(..line_end).collect()
                     };
                     self.segment_start = 0;
+                    self.scanned = 0;
                     // Give back the memory a large literal needed.
                     if self.buf.capacity() > 1 << 20 && self.buf.len() < 1 << 16 {
                         self.buf.shrink_to(1 << 16);

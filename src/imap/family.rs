@@ -122,6 +122,12 @@ impl Operation for BatchOp {
                         push_code(&mut self.batch, c);
                     }
                 }
+                StatusKind::Bad if self.pending[i].nonsync_literal => {
+                    self.failed = Some(MailError::Syntax(format!(
+                        "{}: the server refused the command as malformed after its literal was sent ({text}); the connection cannot be trusted",
+                        self.what
+                    )));
+                }
                 _ if self.failed.is_none() => {
                     self.failed = Some(MailError::CommandFailed(format!("{}: {text}", self.what)));
                 }

@@ -174,6 +174,7 @@ impl ImapSession {
         let non_sync =
             |len: usize| self.has_cap("LITERAL+") || (self.has_cap("LITERAL-") && len <= 4096);
         let mut chunks: VecDeque<(Vec<u8>, String)> = VecDeque::new();
+        let mut nonsync_literal = false;
         let mut wire = format!("{tag} ").into_bytes();
         let mut shown = format!("{tag} ");
         for part in cmd.parts {
@@ -187,6 +188,7 @@ impl ImapSession {
                     let head = format!("{{{}{plus}}}\r\n", bytes.len());
                     wire.extend_from_slice(head.as_bytes());
                     shown.push_str(head.trim_end());
+                    nonsync_literal |= !plus.is_empty();
                     if plus.is_empty() {
                         // A synchronising literal: wait for "+" before the bytes.
                         chunks.push_back((std::mem::take(&mut wire), std::mem::take(&mut shown)));
@@ -200,7 +202,11 @@ impl ImapSession {
         }
         wire.extend_from_slice(b"\r\n");
         chunks.push_back((wire, shown));
-        let mut pending = PendingCommand { tag, chunks };
+        let mut pending = PendingCommand {
+            tag,
+            chunks,
+            nonsync_literal,
+        };
         pending.send_next(out);
         pending
     }
@@ -314,6 +320,9 @@ impl CommandLine {
 #[derive(Debug)]
 pub struct PendingCommand {
     pub tag: String,
+    /// A non-synchronising literal went with it: after a BAD the server may
+    /// have read those bytes as commands, so the stream cannot be trusted.
+    pub nonsync_literal: bool,
     chunks: VecDeque<(Vec<u8>, String)>,
 }
 
