@@ -28,10 +28,17 @@ fn main() {
     }
     support::env(); // the test CA goes into MAILEXT_CACERTS for the child
     let d = support::dovecot();
+    let hello = b"From: Ann <ann@example.com>\r\nTo: alice@example.com\r\nSubject: Hello from the demo\r\n\r\nHi Alice!\r\n";
+    d.seed(USER, "INBOX", &[(hello.as_slice(), "")]);
     let script = format!(
         r#"# STARTTLS, verified against the CA in $MAILEXT_CACERTS, then CRAM-MD5
 sock = IMAPConnect("localhost:{port}", "{USER}", "{PASSWORD}", "onStatus", responses, 2, kTrue)
 status = IMAPNoOp(sock, "onStatus", responses)
+# The IMAP family on a fixture message
+status = IMAPListMailboxes(sock, "", "*", boxes)
+status = IMAPSelectMailbox(sock, "INBOX", messages, recent, uidnext, uidvalidity, unseen)
+status = IMAPListMessages(sock, msgs)
+status = IMAPRecvMessage(sock, 1, message)
 status = IMAPDisconnect(sock, "onStatus", responses)
 # A wrong password: a clear code and the server's reason
 bad = IMAPConnect("localhost:{port}", "{USER}", "wrong", "onStatus", responses)
