@@ -221,6 +221,14 @@ fn mailbox_lifecycle_with_international_names() {
     // A server NO leaves the session usable.
     assert_eq!(call("IMAPNoOp", &mut [i(sock)]), 0);
     assert_eq!(select(sock, &nested).0, 0);
+    // Deleting the selected mailbox leaves it first: the session survives.
+    assert_eq!(call("IMAPDeleteMailbox", &mut [i(sock), s(&nested)]), 0);
+    assert_eq!(call("IMAPNoOp", &mut [i(sock)]), 0);
+    assert_eq!(
+        call("IMAPCheck", &mut [i(sock)]),
+        -1128,
+        "no mailbox is selected now"
+    );
     assert_eq!(disconnect(sock).code(), 0);
 }
 
@@ -368,6 +376,23 @@ fn search_returns_uids_with_unicode_criteria() {
     assert_eq!(search("ALL\r\nA1 DELETE INBOX").0, -1132);
     assert_eq!(search("(ALL").0, -1132);
     assert_eq!(search("NOSUCHKEY").0, -1126);
+    // A typo next to non-ASCII text: an ordinary refusal, the socket stays usable.
+    assert_eq!(search("SUBJCT \"Köln\"").0, -1126);
+    assert_eq!(
+        search("CHARSET UTF-8 BODY \"Grüße\"").1.len(),
+        1,
+        "CHARSET given once is not doubled"
+    );
+    assert_eq!(
+        search("SUBJECT a{3}").0,
+        0,
+        "specials in a word go as a string"
+    );
+    assert_eq!(
+        search(&"(".repeat(100_000)).0,
+        -1132,
+        "deep nesting is refused, not a crash"
+    );
     assert_eq!(disconnect(sock).code(), 0);
 }
 

@@ -114,6 +114,43 @@ fn simple(call: &HostCall, verb: &str, needs: Needs, args: &[String]) -> Result<
     batch(call, what, needs, vec![line]).and_then(|_| ok())
 }
 
+/// DELETE or RENAME. Servers end the session (BYE) when the selected mailbox
+/// goes away under it, so the plugin leaves it first, in the same round trip:
+/// UNSELECT (RFC 3691) when offered, else CLOSE.
+fn leave_if_selected(call: &HostCall, verb: &str, args: &[String]) -> Result<Ret, MailError> {
+    let target = &args[0];
+    with_socket(call, |s, obs| {
+        let same = |sel: &str| {
+            sel == target
+                || (sel.eq_ignore_ascii_case("INBOX") && target.eq_ignore_ascii_case("INBOX"))
+        };
+        let selected = matches!(&s.session.phase, Phase::Selected(sel) if same(sel));
+        let mut lines = Vec::new();
+        if selected {
+            lines.push(CommandLine::new(if s.session.has_cap("UNSELECT") {
+                "UNSELECT"
+            } else {
+                "CLOSE"
+            }));
+        }
+        let mut line = CommandLine::new(verb);
+        for a in args {
+            line = line.string(&mutf7::encode(a));
+        }
+        lines.push(line);
+        let mut op = BatchOp::new(
+            format!("{verb} {}", args.join(" ")),
+            Needs::Authenticated,
+            lines,
+        );
+        let r = run(&mut op, &mut s.session, &mut s.frag, &mut s.conn, obs);
+        if selected {
+            s.session.phase = Phase::Authenticated;
+        }
+        r.map(|_| Ret::Integer(0))
+    })
+}
+
 pub fn create(call: &HostCall) -> Result<Ret, MailError> {
     simple(
         call,
@@ -123,12 +160,7 @@ pub fn create(call: &HostCall) -> Result<Ret, MailError> {
     )
 }
 pub fn delete(call: &HostCall) -> Result<Ret, MailError> {
-    simple(
-        call,
-        "DELETE",
-        Needs::Authenticated,
-        &[mailbox_arg(call, 1)?],
-    )
+    leave_if_selected(call, "DELETE", &[mailbox_arg(call, 1)?])
 }
 pub fn subscribe(call: &HostCall) -> Result<Ret, MailError> {
     simple(
@@ -147,10 +179,9 @@ pub fn unsubscribe(call: &HostCall) -> Result<Ret, MailError> {
     )
 }
 pub fn rename(call: &HostCall) -> Result<Ret, MailError> {
-    simple(
+    leave_if_selected(
         call,
         "RENAME",
-        Needs::Authenticated,
         &[mailbox_arg(call, 1)?, mailbox_arg(call, 2)?],
     )
 }
@@ -330,8 +361,9 @@ fn receive(call: &HostCall, section: &str) -> Result<Ret, MailError> {
         .data
         .iter()
         .filter_map(|r| fetch_items(r))
-        .find(|(_, p)| item(p, "UID").and_then(Value::as_u64) == Some(uid as u64))
-        .and_then(|(_, p)| p.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v))
+        .filter(|(_, p)| item(p, "UID").and_then(Value::as_u64) == Some(uid as u64))
+        // Unsolicited updates for the same UID may come first: take the one with the body.
+        .find_map(|(_, p)| p.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v))
         .map(|v| {
             if v == Value::Nil {
                 Vec::new()
@@ -430,7 +462,11 @@ pub fn search(call: &HostCall) -> Result<Ret, MailError> {
         return Err(MailError::BadValue("the search criteria are empty".into()));
     }
     let mut line = CommandLine::new("UID SEARCH");
-    if !criteria.is_ascii() {
+    let has_charset = parsed
+        .first()
+        .and_then(Value::as_str)
+        .is_some_and(|w| w.eq_ignore_ascii_case("CHARSET"));
+    if !criteria.is_ascii() && !has_charset {
         line = line.atom("CHARSET UTF-8");
     }
     line = encode_criteria(line, &parsed, true);
@@ -462,7 +498,15 @@ fn encode_criteria(mut line: CommandLine, values: &[Value], spaced: bool) -> Com
         let space = spaced || i > 0;
         line = match v {
             // 8-bit text is never valid in an atom: send it as a string.
-            Value::Atom(a) if !a.is_ascii() => line.string_spaced(a, space),
+            // 8-bit text or specials ({ " \\ controls) are never valid in an
+            // atom: send them as a string, never as raw syntax.
+            Value::Atom(a)
+                if !a
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"{}\"\\".contains(&b)) =>
+            {
+                line.string_spaced(a, space)
+            }
             Value::Atom(a) => line.word(a, space),
             Value::Nil => line.word("NIL", space),
             Value::Str(s) => line.string_spaced(&String::from_utf8_lossy(s), space),
@@ -491,11 +535,16 @@ pub fn append(call: &HostCall) -> Result<Ret, MailError> {
                     .all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(&b))
         }
     };
-    if !date.trim().is_empty() && !is_date_time(date.trim()) {
-        return Err(MailError::BadValue(format!(
-            "{date:?} is not an IMAP date-time like 17-Jul-1996 02:44:25 -0700"
-        )));
-    }
+    let date = date.trim();
+    let date = if date.is_empty() {
+        String::new()
+    } else {
+        date_time(date).ok_or_else(|| {
+            MailError::BadValue(format!(
+                "{date:?} is not an IMAP date-time like 17-Jul-1996 02:44:25 -0700"
+            ))
+        })?
+    };
     if let Some(bad) = flags.split_whitespace().find(|f| !flag_ok(f)) {
         return Err(MailError::BadValue(format!("{bad:?} is not a flag")));
     }
@@ -506,8 +555,8 @@ pub fn append(call: &HostCall) -> Result<Ret, MailError> {
             flags.split_whitespace().collect::<Vec<_>>().join(" ")
         ));
     }
-    if !date.trim().is_empty() {
-        line = line.string(date.trim());
+    if !date.is_empty() {
+        line = line.string(&date);
     }
     line = line.literal(message);
     batch(
@@ -553,41 +602,56 @@ pub fn idle(call: &HostCall) -> Result<Ret, MailError> {
     ok()
 }
 
-/// RFC 3501 date-time: `dd-Mon-yyyy hh:mm:ss +zzzz` (the day may be one digit).
-fn is_date_time(d: &str) -> bool {
-    let Some((date, rest)) = d.split_once(' ') else {
-        return false;
+/// RFC 3501 date-time `dd-Mon-yyyy hh:mm:ss +zzzz`, returned with the day
+/// padded to two digits; `None` when any part is out of form or range.
+fn date_time(d: &str) -> Option<String> {
+    let (date, rest) = d.split_once(' ')?;
+    let (time, zone) = rest.split_once(' ')?;
+    let num = |s: &str, len: std::ops::RangeInclusive<usize>, max: u32| {
+        (len.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+            .filter(|v| *v < max)
     };
-    let Some((time, zone)) = rest.split_once(' ') else {
-        return false;
-    };
-    let parts: Vec<&str> = date.split('-').collect();
     let months = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let digits = |s: &str, n: std::ops::RangeInclusive<usize>| {
-        n.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
-    };
-    let t: Vec<&str> = time.split(':').collect();
-    parts.len() == 3
-        && digits(parts[0], 1..=2)
-        && months.contains(&parts[1])
-        && digits(parts[2], 4..=4)
-        && t.len() == 3
-        && t.iter().all(|x| digits(x, 2..=2))
-        && zone.len() == 5
-        && (zone.starts_with('+') || zone.starts_with('-'))
-        && digits(&zone[1..], 4..=4)
+    let mut parts = date.split('-');
+    let day = num(parts.next()?, 1..=2, 32).filter(|d| *d > 0)?;
+    let month = parts.next().filter(|m| months.contains(m))?;
+    let year = num(parts.next()?, 4..=4, 10_000)?;
+    let mut t = time.split(':');
+    let (h, m, sec) = (
+        num(t.next()?, 2..=2, 24)?,
+        num(t.next()?, 2..=2, 60)?,
+        num(t.next()?, 2..=2, 61)?,
+    );
+    let (sign, digits) = (zone.get(..1)?, zone.get(1..)?);
+    let ok = parts.next().is_none()
+        && t.next().is_none()
+        && (sign == "+" || sign == "-")
+        && num(digits, 4..=4, 10_000).is_some()
+        && num(&digits[2..], 2..=2, 60).is_some();
+    ok.then(|| format!("{day:02}-{month}-{year:04} {h:02}:{m:02}:{sec:02} {zone}"))
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn date_times() {
-        for ok in ["17-Jul-1996 02:44:25 -0700", "1-Jan-2026 00:00:00 +0000"] {
-            assert!(super::is_date_time(ok), "{ok}");
-        }
+        assert_eq!(
+            super::date_time("17-Jul-1996 02:44:25 -0700").unwrap(),
+            "17-Jul-1996 02:44:25 -0700"
+        );
+        assert_eq!(
+            super::date_time("1-Jan-2026 00:00:00 +0000").unwrap(),
+            "01-Jan-2026 00:00:00 +0000"
+        );
         let bad = [
+            "17-Jul-1996 25:00:00 +0000",
+            "32-Jul-1996 02:44:25 +0000",
+            "17-Jul-1996 02:44:25 +0099",
+            "17-Jul-1996 02:44:25 +",
             "17-jul-1996 02:44:25 -0700",
             "17-Jul-96 02:44:25 -0700",
             "17-Jul-1996 2:44:25 -0700",
@@ -595,7 +659,7 @@ mod tests {
             "17-Jul-1996 02:44:25",
         ];
         for b in bad {
-            assert!(!super::is_date_time(b), "{b}");
+            assert!(super::date_time(b).is_none(), "{b}");
         }
     }
 }

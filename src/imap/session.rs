@@ -183,8 +183,16 @@ impl ImapSession {
                     wire.extend_from_slice(w.as_bytes());
                     shown.push_str(&s);
                 }
-                Part::Literal { bytes, shown: s } => {
-                    let plus = if non_sync(bytes.len()) { "+" } else { "" };
+                Part::Literal {
+                    bytes,
+                    shown: s,
+                    bulk,
+                } => {
+                    let plus = if bulk && non_sync(bytes.len()) {
+                        "+"
+                    } else {
+                        ""
+                    };
                     let head = format!("{{{}{plus}}}\r\n", bytes.len());
                     wire.extend_from_slice(head.as_bytes());
                     shown.push_str(head.trim_end());
@@ -215,8 +223,18 @@ impl ImapSession {
 /// One piece of a command line.
 #[derive(Debug, Clone)]
 pub enum Part {
-    Text { wire: String, shown: String },
-    Literal { bytes: Vec<u8>, shown: String },
+    Text {
+        wire: String,
+        shown: String,
+    },
+    /// `bulk`: message data, which may go as a LITERAL+ literal. Strings
+    /// always wait for "+", so a BAD for a typo never leaves their bytes to
+    /// be read as commands.
+    Literal {
+        bytes: Vec<u8>,
+        shown: String,
+        bulk: bool,
+    },
 }
 
 /// A command line under construction (without its tag).
@@ -249,7 +267,11 @@ impl CommandLine {
             wire: " ".into(),
             shown: " ".into(),
         });
-        self.parts.push(Part::Literal { bytes, shown });
+        self.parts.push(Part::Literal {
+            bytes,
+            shown,
+            bulk: true,
+        });
         self
     }
     /// Text sent as is, already in IMAP syntax (lists, numbers, sequence sets).
@@ -309,7 +331,11 @@ impl CommandLine {
             }
             Wire::Literal(bytes) => {
                 let shown = mask.map(str::to_string).unwrap_or_else(|| s.to_string());
-                self.parts.push(Part::Literal { bytes, shown });
+                self.parts.push(Part::Literal {
+                    bytes,
+                    shown,
+                    bulk: false,
+                });
             }
         }
         self
@@ -457,15 +483,28 @@ mod tests {
     }
 
     #[test]
-    fn literal_plus_sends_in_one_write() {
+    fn literal_plus_is_for_message_data_only() {
         let mut s = ImapSession::new(Duration::from_secs(60));
         s.set_caps(&["LITERAL+".to_string()]);
         let mut out = Outbox::default();
-        s.send(CommandLine::new("LOGIN").string("ü").secret("pw"), &mut out);
+        s.send(
+            CommandLine::new("APPEND")
+                .string("INBOX")
+                .literal(b"hi".to_vec()),
+            &mut out,
+        );
         let one = sends(&mut out);
-        assert_eq!(one.len(), 1);
-        assert_eq!(one[0].0, "A0001 LOGIN {2+}\r\nü \"pw\"\r\n");
-        assert!(!one[0].1.contains("pw"));
+        assert_eq!(one.len(), 1, "message data goes in one write");
+        assert_eq!(one[0].0, "A0001 APPEND \"INBOX\" {2+}\r\nhi\r\n");
+        assert!(
+            !s.send(CommandLine::new("X").string("ü"), &mut out)
+                .nonsync_literal
+        );
+        let waits = sends(&mut out);
+        assert_eq!(
+            waits[0].0, "A0002 X {2}\r\n",
+            "a string literal still waits for +"
+        );
     }
 
     #[test]

@@ -41,6 +41,9 @@ impl Value {
     }
 }
 
+/// Deeper nesting than any real response (BODYSTRUCTURE stays far below).
+const MAX_DEPTH: usize = 64;
+
 struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
@@ -50,7 +53,7 @@ struct Parser<'a> {
 pub fn parse(input: &[u8]) -> Result<Vec<Value>, String> {
     let input = input.strip_suffix(b"\r\n").unwrap_or(input);
     let mut p = Parser { input, pos: 0 };
-    let values = p.sequence(false)?;
+    let values = p.sequence(false, 0)?;
     if p.pos < input.len() {
         return Err(format!("unexpected ')' at byte {}", p.pos));
     }
@@ -62,7 +65,11 @@ impl Parser<'_> {
         self.input.get(self.pos).copied()
     }
 
-    fn sequence(&mut self, in_list: bool) -> Result<Vec<Value>, String> {
+    fn sequence(&mut self, in_list: bool, depth: usize) -> Result<Vec<Value>, String> {
+        // Recursion is bounded: a hostile line of '(' must not overflow the stack.
+        if depth > MAX_DEPTH {
+            return Err("lists nested too deeply".into());
+        }
         let mut out = Vec::new();
         loop {
             while self.peek() == Some(b' ') {
@@ -78,7 +85,7 @@ impl Parser<'_> {
                 Some(b')') => return Ok(out),
                 Some(b'(') => {
                     self.pos += 1;
-                    out.push(Value::List(self.sequence(true)?));
+                    out.push(Value::List(self.sequence(true, depth + 1)?));
                 }
                 Some(b'"') => out.push(Value::Str(self.quoted()?)),
                 Some(b'{') => out.push(Value::Str(self.literal()?)),
@@ -150,7 +157,9 @@ impl Parser<'_> {
         let mut depth = 0;
         while let Some(c) = self.peek() {
             match c {
-                b'[' => depth += 1,
+                // A section like BODY[HEADER.FIELDS (A B)] may hold spaces and
+                // parens; a lone '[' (legal in keywords) does not open one.
+                b'[' if self.input[self.pos..].contains(&b']') => depth += 1,
                 b']' if depth > 0 => depth -= 1,
                 b' ' | b'(' | b')' if depth == 0 => break,
                 b'\r' | b'\n' => break,
@@ -195,6 +204,14 @@ mod tests {
         assert_eq!(items[5], Str(b"ab\0\r\n".to_vec()));
         assert_eq!(parse(b"SEARCH 2 84 882").unwrap().len(), 4);
         assert_eq!(parse(b"X \"a\\\"b\"").unwrap()[1], Str(b"a\"b".to_vec()));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_and_lone_brackets_are_text() {
+        let deep = vec![b'('; 200_000];
+        assert!(parse(&deep).is_err());
+        let v = parse(b"1 FETCH (FLAGS ($Foo[) UID 5)").unwrap();
+        assert_eq!(v[2].as_list().unwrap()[1], List(vec![a("$Foo[")]));
     }
 
     #[test]

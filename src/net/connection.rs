@@ -128,6 +128,8 @@ impl Connection {
                 }
                 Ok(bytes)
             }
+            // Upload progress: no data, but the wait clock restarts.
+            Event::Written(_) => Ok(Vec::new()),
             Event::Closed => Err(MailError::Closed("the server closed the connection".into())),
             Event::Failed(e) => Err(io_error(&e, &self.peer.to_string())),
             Event::TlsDone(Err(e)) => Err(e),

@@ -75,6 +75,8 @@ pub enum Event {
     /// The server closed the connection.
     Closed,
     Failed(io::Error),
+    /// Bytes went out: the peer is reading, so a long upload is not a silent server.
+    Written(usize),
 }
 
 enum Stream {
@@ -390,6 +392,9 @@ fn flush(c: &mut Conn) -> io::Result<()> {
         }
     }
     c.out.drain(..written);
+    if written > 0 {
+        let _ = c.events.send(Event::Written(written));
+    }
     Ok(())
 }
 
