@@ -4,6 +4,7 @@
 
 mod support;
 
+use plugin_abi::host::HostValue;
 use std::time::{Duration, Instant};
 use support::scripted::{Peer, Scripted};
 use support::*;
@@ -233,5 +234,51 @@ fn bad_after_a_literal_plus_append_makes_the_socket_unusable() {
     assert_eq!(env().plugin.call("IMAPAppendMessage", &mut a).code(), -525);
     assert_eq!(env().plugin.call("IMAPNoOp", &mut [i(sock)]).code(), -1127);
     // Arguments a server would reject as BAD never go out at all.
+    assert_eq!(disconnect(sock).code(), 0);
+}
+
+#[test]
+fn expunge_during_list_messages_renumbers_the_rows() {
+    let srv = Scripted::start(|p: &mut Peer| {
+        p.send("* OK [CAPABILITY IMAP4rev1] hi\r\n");
+        let tag = p.command("LOGIN");
+        p.send(&format!("{tag} OK in\r\n"));
+        let tag = p.command("SELECT");
+        p.send(&format!("* 3 EXISTS\r\n{tag} OK [READ-WRITE] selected\r\n"));
+        let noop = p.command("NOOP");
+        let fetch = p.command("UID FETCH");
+        let row = |seq: u32, uid: u32| {
+            format!("* {seq} FETCH (UID {uid} RFC822.SIZE 5 INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" FLAGS ())\r\n")
+        };
+        p.send(&format!(
+            "{noop} OK done\r\n{}{}* 1 EXPUNGE\r\n{}{fetch} OK done\r\n",
+            row(1, 10),
+            row(2, 11),
+            row(2, 12)
+        ));
+        let tag = p.command("LOGOUT");
+        p.send(&format!("* BYE bye\r\n{tag} OK done\r\n"));
+    });
+    let (o, _) = connect(&local(srv.port), "u", "pw", 0, true);
+    let sock = o.code();
+    assert!(sock > 0);
+    assert_eq!(
+        env()
+            .plugin
+            .call("IMAPSelectMailbox", &mut [i(sock), s("INBOX")])
+            .code(),
+        0
+    );
+    let mut a = [i(sock), list()];
+    assert_eq!(env().plugin.call("IMAPListMessages", &mut a).code(), 0);
+    let uids: Vec<HostValue> = match &a[1] {
+        HostValue::List(l) => l.rows.iter().map(|r| r[0].clone()).collect(),
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        uids,
+        [i(11), i(12)],
+        "UID 10 was expunged; line = sequence number"
+    );
     assert_eq!(disconnect(sock).code(), 0);
 }

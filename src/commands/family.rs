@@ -268,6 +268,15 @@ fn fetch_items(raw: &[u8]) -> Option<(u32, Vec<(String, Value)>)> {
     Some((seq, pairs))
 }
 
+/// `n EXPUNGE` as the batch records it.
+fn expunged(raw: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let (n, word) = text.split_once(' ')?;
+    word.eq_ignore_ascii_case("EXPUNGE")
+        .then(|| n.parse().ok())
+        .flatten()
+}
+
 fn item<'a>(pairs: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
     pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
@@ -281,16 +290,22 @@ pub fn list_messages(call: &HostCall) -> Result<Ret, MailError> {
         CommandLine::new("UID FETCH").raw("1:* (UID RFC822.SIZE INTERNALDATE FLAGS)"),
     ];
     let b = batch(call, "FETCH".into(), Needs::Selected, lines)?;
-    // Unsolicited FETCH updates (flag changes) lack RFC822.SIZE: skip them,
-    // and keep one row per sequence number.
-    let mut rows: Vec<(u32, Vec<(String, Value)>)> = b
-        .data
-        .iter()
-        .filter_map(|r| fetch_items(r))
-        .filter(|(_, p)| item(p, "RFC822.SIZE").is_some())
-        .collect();
+    // Unsolicited FETCH updates (flag changes) lack RFC822.SIZE: skip them.
+    // An EXPUNGE removes its message and renumbers the ones after it.
+    let mut rows: Vec<(u32, Vec<(String, Value)>)> = Vec::new();
+    for raw in &b.data {
+        if let Some(n) = expunged(raw) {
+            rows.retain(|(seq, _)| *seq != n);
+            rows.iter_mut()
+                .filter(|(seq, _)| *seq > n)
+                .for_each(|(seq, _)| *seq -= 1);
+        } else if let Some(row) = fetch_items(raw).filter(|(_, p)| item(p, "RFC822.SIZE").is_some())
+        {
+            rows.retain(|(seq, _)| *seq != row.0);
+            rows.push(row);
+        }
+    }
     rows.sort_by_key(|(seq, _)| *seq);
-    rows.dedup_by_key(|(seq, _)| *seq);
     call.define_list(
         list,
         &[

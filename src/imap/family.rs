@@ -91,6 +91,12 @@ impl Operation for BatchOp {
                 self.batch.data.push(raw);
                 return Step::Continue;
             }
+            // Kept in order with the data: sequence numbers seen before an
+            // EXPUNGE shift after it (RFC 3501 7.4.1).
+            Response::Expunge(n) => {
+                self.batch.data.push(format!("{n} EXPUNGE").into_bytes());
+                return Step::Continue;
+            }
             other => other,
         };
         let r = &r;
