@@ -102,11 +102,15 @@ pub fn select(call: &HostCall) -> Result<Ret, MailError> {
     ok()
 }
 
+/// `VERB "name" ...` with mailbox names encoded for the wire.
+fn mailbox_command(verb: &str, names: &[String]) -> CommandLine {
+    names.iter().fold(CommandLine::new(verb), |line, n| {
+        line.string(&mutf7::encode(n))
+    })
+}
+
 fn simple(call: &HostCall, verb: &str, needs: Needs, args: &[String]) -> Result<Ret, MailError> {
-    let mut line = CommandLine::new(verb);
-    for a in args {
-        line = line.string(&mutf7::encode(a));
-    }
+    let line = mailbox_command(verb, args);
     let what = std::iter::once(verb.to_string())
         .chain(args.iter().cloned())
         .collect::<Vec<_>>()
@@ -133,11 +137,7 @@ fn leave_if_selected(call: &HostCall, verb: &str, args: &[String]) -> Result<Ret
                 "CLOSE"
             }));
         }
-        let mut line = CommandLine::new(verb);
-        for a in args {
-            line = line.string(&mutf7::encode(a));
-        }
-        lines.push(line);
+        lines.push(mailbox_command(verb, args));
         let mut op = BatchOp::new(
             format!("{verb} {}", args.join(" ")),
             Needs::Authenticated,
