@@ -7,6 +7,7 @@ pub mod connect;
 pub mod driver;
 pub mod family;
 pub mod mutf7;
+pub mod sasl;
 pub mod session;
 pub mod simple;
 pub mod values;

@@ -3,5 +3,7 @@
 
 pub mod address;
 pub mod connection;
+pub mod eyeballs;
+pub mod proxy;
 pub mod reactor;
 pub mod tls;
