@@ -158,7 +158,10 @@ pub const CODES: &[(i32, &str)] = &[
     (-1129, "No such message"),
     (-1132, "Invalid argument value"),
     (-1133, "The socket belongs to another thread"),
-    (-1134, "The server does not offer the requested authentication mechanism"),
+    (
+        -1134,
+        "The server does not offer the requested authentication mechanism",
+    ),
     (-1135, "The proxy could not open the tunnel"),
     (-1136, "The proxy refused the proxy credentials"),
     (-1137, "The client certificate could not be used"),

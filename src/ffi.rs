@@ -33,7 +33,7 @@ const VERSION: &CStr =
 
 /// The callbacks every ABI 1.x host provides. Fields appended in later minors
 /// must be treated as optional, so older hosts keep working.
-const CALLBACKS_1_0_SIZE: usize = std::mem::size_of::<MailextHostCallbacks>();
+const CALLBACKS_1_0_SIZE: usize = std::mem::offset_of!(MailextHostCallbacks, event);
 
 static PLUGIN: MailextPlugin = MailextPlugin {
     struct_size: std::mem::size_of::<MailextPlugin>() as u32,
@@ -88,8 +88,18 @@ unsafe extern "C" fn call(
         if host.is_null() {
             return MAILEXT_ERR_PARAM_INFO;
         }
-        let cb = &*host;
-        if (cb.struct_size as usize) < CALLBACKS_1_0_SIZE || cb.set_return.is_none() {
+        let given = (*host).struct_size as usize;
+        if given < CALLBACKS_1_0_SIZE {
+            return MAILEXT_ERR_PARAM_INFO;
+        }
+        // Copy only what the host's struct has: fields it predates stay NULL.
+        let mut copy = std::mem::MaybeUninit::<MailextHostCallbacks>::zeroed();
+        let n = given.min(std::mem::size_of::<MailextHostCallbacks>());
+        std::ptr::copy_nonoverlapping(host as *const u8, copy.as_mut_ptr() as *mut u8, n);
+        // SAFETY: every field is a pointer, an Option of a fn pointer or an
+        // integer, for all of which all-zero bytes are valid.
+        let cb = &copy.assume_init();
+        if cb.set_return.is_none() {
             return MAILEXT_ERR_PARAM_INFO;
         }
         if index as usize >= COMMAND_COUNT {

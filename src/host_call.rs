@@ -311,12 +311,45 @@ impl<'a> HostCall<'a> {
     }
 }
 
+impl HostCall<'_> {
+    /// Delivers one event to `proc_name` on this (the calling) thread.
+    pub fn event(&self, proc_name: &str, socket: i64, e: &crate::events::MailEvent) {
+        if let Some(f) = self.cb.event {
+            let raw = MailextEvent {
+                struct_size: std::mem::size_of::<MailextEvent>() as u32,
+                kind: e.kind.abi(),
+                socket,
+                code: e.code,
+                done: e.done,
+                total: e.total,
+                text: e.text.as_ptr(),
+                text_len: e.text.len(),
+            };
+            // SAFETY: the host's callback, during the call, on its thread.
+            unsafe { f(self.cb.ctx, proc_name.as_ptr(), proc_name.len(), &raw) };
+        } else if let Some(f) = self.cb.status {
+            let m = e.as_status(socket);
+            unsafe {
+                f(
+                    self.cb.ctx,
+                    proc_name.as_ptr(),
+                    proc_name.len(),
+                    m.as_ptr(),
+                    m.len(),
+                )
+            };
+        }
+    }
+}
+
 /// Feeds a command's progress to the host: status messages to the stsproc
 /// and response lines to the response list (cleared first).
 pub struct CommandObserver<'c, 'a> {
     call: &'c HostCall<'a>,
     list: Option<ListHandle>,
     list_failed: bool,
+    /// The socket's event proc and id, when it has one.
+    events: Option<(String, i64)>,
 }
 
 impl<'c, 'a> CommandObserver<'c, 'a> {
@@ -328,13 +361,30 @@ impl<'c, 'a> CommandObserver<'c, 'a> {
             call,
             list,
             list_failed: false,
+            events: None,
         })
+    }
+
+    /// Sends events to `proc_name` for socket `id` (no-op for None).
+    pub fn with_events(mut self, proc_name: Option<String>, id: i64) -> Self {
+        self.events = proc_name.map(|p| (p, id));
+        self
+    }
+
+    pub fn call(&self) -> &HostCall<'a> {
+        self.call
     }
 }
 
 impl Observer for CommandObserver<'_, '_> {
     fn status(&mut self, message: &str) {
         self.call.status(message);
+    }
+
+    fn event(&mut self, e: crate::events::MailEvent) {
+        if let Some((p, id)) = &self.events {
+            self.call.event(p, *id, &e);
+        }
     }
 
     fn response(&mut self, line: &str) {

@@ -9,8 +9,10 @@
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod ffi;
 pub mod host_call;
 pub mod imap;
 pub mod net;
+pub mod options;
 pub mod socket_table;

@@ -3,12 +3,16 @@
 //! instead of waiting or interleaving the protocol stream.
 
 use crate::error::MailError;
+use crate::events::MailEvent;
 use crate::imap::codec::Fragmentizer;
 use crate::imap::session::ImapSession;
 use crate::net::connection::Connection;
+use crossbeam_channel::{Receiver, Sender};
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, TryLockError};
+use std::thread::ThreadId;
 
 /// Everything one IMAP socket id stands for.
 pub struct ImapSocket {
@@ -17,10 +21,97 @@ pub struct ImapSocket {
     pub frag: Fragmentizer,
     /// Set by IMAPDisconnect; a thread that looked the id up before it went sees this.
     pub closed: bool,
+    /// The timeout given at connect; None = the communications timeout.
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// Ends a blocking call on a socket from another thread (IMAPCancel).
+/// Waits select on `receiver()`; a signal only goes out while a call runs.
+pub struct CancelToken {
+    tx: Sender<()>,
+    rx: Receiver<()>,
+    busy: AtomicBool,
+}
+
+impl Default for CancelToken {
+    fn default() -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        CancelToken {
+            tx,
+            rx,
+            busy: AtomicBool::new(false),
+        }
+    }
+}
+
+impl CancelToken {
+    pub fn receiver(&self) -> Receiver<()> {
+        self.rx.clone()
+    }
+
+    /// A blocking call starts: a signal left over from an earlier one is void.
+    pub fn begin(&self) {
+        while self.rx.try_recv().is_ok() {}
+        self.busy.store(true, Ordering::SeqCst);
+    }
+
+    pub fn end(&self) {
+        self.busy.store(false, Ordering::SeqCst);
+    }
+
+    /// True when a call was running and has been told to stop.
+    pub fn cancel(&self) -> bool {
+        if !self.busy.load(Ordering::SeqCst) {
+            return false;
+        }
+        let _ = self.tx.try_send(());
+        true
+    }
+}
+
+/// The side of a socket other threads may touch without taking it.
+#[derive(Default)]
+pub struct SocketControl {
+    pub cancel: CancelToken,
+    /// The owning thread; None = any thread may use the socket (the default).
+    pub owner: Mutex<Option<ThreadId>>,
+    /// The event proc given at connect.
+    pub event_proc: Option<String>,
+    /// Events that happened while no command was running on the socket.
+    pub queued: Mutex<Vec<MailEvent>>,
+}
+
+impl SocketControl {
+    /// Refuses a thread other than the owner.
+    pub fn check_owner(&self, id: i64) -> Result<(), MailError> {
+        match *self.owner.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(t) if t != std::thread::current().id() => Err(MailError::WrongThread(format!(
+                "socket {id} was created with OWNTHREAD by another thread; that thread can hand it over with IMAPAttachThread"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn queue(&self, e: MailEvent) {
+        self.queued
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(e);
+    }
+
+    pub fn take_queued(&self) -> Vec<MailEvent> {
+        std::mem::take(&mut *self.queued.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// One table entry: the session (one thread at a time) and its control side.
+pub struct SocketEntry {
+    pub state: Mutex<ImapSocket>,
+    pub control: Arc<SocketControl>,
 }
 
 pub struct SocketTable {
-    map: RwLock<Option<HashMap<i64, Arc<Mutex<ImapSocket>>>>>,
+    map: RwLock<Option<HashMap<i64, Arc<SocketEntry>>>>,
     next: AtomicI64,
 }
 
@@ -35,17 +126,30 @@ impl SocketTable {
         }
     }
 
-    pub fn insert(&self, s: ImapSocket) -> i64 {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
+    /// A new id, for a socket that will be inserted later (asynchronous connect).
+    pub fn reserve(&self) -> i64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn insert(&self, s: ImapSocket, control: Arc<SocketControl>) -> i64 {
+        let id = self.reserve();
+        self.insert_at(id, s, control);
+        id
+    }
+
+    pub fn insert_at(&self, id: i64, s: ImapSocket, control: Arc<SocketControl>) {
+        let entry = SocketEntry {
+            state: Mutex::new(s),
+            control,
+        };
         self.map
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .get_or_insert_with(HashMap::new)
-            .insert(id, Arc::new(Mutex::new(s)));
-        id
+            .insert(id, Arc::new(entry));
     }
 
-    pub fn get(&self, id: i64) -> Result<Arc<Mutex<ImapSocket>>, MailError> {
+    pub fn get(&self, id: i64) -> Result<Arc<SocketEntry>, MailError> {
         self.map
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -81,8 +185,9 @@ impl Default for SocketTable {
 }
 
 /// Takes the socket for this thread, or fails at once when another has it.
-pub fn lock(entry: &Mutex<ImapSocket>, id: i64) -> Result<SocketGuard<'_>, MailError> {
-    let guard = match entry.try_lock() {
+pub fn lock(entry: &SocketEntry, id: i64) -> Result<SocketGuard<'_>, MailError> {
+    entry.control.check_owner(id)?;
+    let guard = match entry.state.try_lock() {
         Ok(g) => g,
         Err(TryLockError::WouldBlock) => return Err(MailError::SocketBusy),
         // A command panicked while holding it: the stream state is unknown.

@@ -106,7 +106,10 @@ fn command_table_describes_imapconnect() {
             "stsproc",
             "responselist",
             "secure",
-            "verify"
+            "verify",
+            "timeout",
+            "options",
+            "eventproc"
         ]
     );
     assert_eq!(c.params[5].default.as_deref(), Some("0"));
@@ -151,8 +154,9 @@ fn refused_return_values_come_back_from_call() {
         host_name: std::ptr::null(),
     };
     let api = unsafe { &*entry(&info, std::ptr::null_mut()) };
+    // An ABI 1.0 host: its callbacks struct ends before `event`.
     let cb = MailextHostCallbacks {
-        struct_size: std::mem::size_of::<MailextHostCallbacks>() as u32,
+        struct_size: std::mem::offset_of!(MailextHostCallbacks, event) as u32,
         _reserved: 0,
         ctx: std::ptr::null_mut(),
         set_return: Some(refuse),
@@ -160,6 +164,7 @@ fn refused_return_values_come_back_from_call() {
         list_define: None,
         list_append: None,
         status: None,
+        event: None,
     };
     let (index, _) = env().plugin.command("IMAPConnect").unwrap();
     let server = local(d.imap_port);

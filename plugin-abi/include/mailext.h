@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 #define MAILEXT_ABI_MAJOR 1
-#define MAILEXT_ABI_MINOR 0
+#define MAILEXT_ABI_MINOR 1
 #define MAILEXT_ENTRY_SYMBOL "mailext_entry"
 
 /* Value kinds; a parameter's `kinds` is a mask of these. */
@@ -35,6 +35,14 @@ extern "C" {
 #define MAILEXT_FALSE 0
 #define MAILEXT_TRUE 1
 #define MAILEXT_UNKNOWN 2
+
+/* Event kinds (ABI 1.1), in MailextEvent.kind. */
+#define MAILEXT_EVENT_CONNECT 1     /* connect finished; code 0 or the error */
+#define MAILEXT_EVENT_DISCONNECT 2  /* the server closed the connection */
+#define MAILEXT_EVENT_TIMEOUT 3     /* a wait for the server ran out of time */
+#define MAILEXT_EVENT_CANCEL 4      /* IMAPCancel ended a blocking call */
+#define MAILEXT_EVENT_COMMAND 5     /* a protocol command completed */
+#define MAILEXT_EVENT_PROGRESS 6    /* done of total bytes moved */
 
 #define MAILEXT_PARAM_IN 1
 #define MAILEXT_PARAM_OUT 2
@@ -87,6 +95,18 @@ typedef struct MailextCommand {
 } MailextCommand;
 
 /* Invoked only on the calling thread, only before `call` returns. */
+/* ABI 1.1: an event for a socket's event proc, borrowed for the callback. */
+typedef struct MailextEvent {
+  uint32_t struct_size;
+  uint32_t kind;        /* MAILEXT_EVENT_* */
+  int64_t socket;
+  int64_t code;         /* 0, or the error code that goes with the event */
+  int64_t done;         /* PROGRESS: bytes so far */
+  int64_t total;        /* PROGRESS: bytes in all */
+  const uint8_t *text;  /* UTF-8 detail, not NUL-terminated */
+  size_t text_len;
+} MailextEvent;
+
 typedef struct MailextHostCallbacks {
   uint32_t struct_size;
   uint32_t _reserved;
@@ -97,6 +117,9 @@ typedef struct MailextHostCallbacks {
   int32_t (*list_append)(void *ctx, void *list, const MailextValue *cells, uint32_t count);
   void (*status)(void *ctx, const uint8_t *proc_name, size_t proc_len,
                  const uint8_t *message, size_t message_len);
+  /* ABI 1.1, optional: a 1.0 host (or NULL here) gets events as status text. */
+  void (*event)(void *ctx, const uint8_t *proc_name, size_t proc_len,
+                const MailextEvent *event);
 } MailextHostCallbacks;
 
 typedef struct MailextHostInfo {

@@ -68,6 +68,31 @@ pub struct StatusMessage {
     pub message: String,
 }
 
+/// One event, with the event proc it was addressed to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EventMessage {
+    pub proc_name: String,
+    pub kind: &'static str,
+    pub socket: i64,
+    pub code: i64,
+    pub done: i64,
+    pub total: i64,
+    pub text: String,
+}
+
+/// The name of a `MAILEXT_EVENT_*` kind.
+pub fn event_name(kind: u32) -> &'static str {
+    match kind {
+        MAILEXT_EVENT_CONNECT => "CONNECT",
+        MAILEXT_EVENT_DISCONNECT => "DISCONNECT",
+        MAILEXT_EVENT_TIMEOUT => "TIMEOUT",
+        MAILEXT_EVENT_CANCEL => "CANCEL",
+        MAILEXT_EVENT_COMMAND => "COMMAND",
+        MAILEXT_EVENT_PROGRESS => "PROGRESS",
+        _ => "UNKNOWN",
+    }
+}
+
 /// What one call produced besides the lists it filled in place.
 #[derive(Debug, Clone, Default)]
 pub struct CallOutcome {
@@ -75,6 +100,7 @@ pub struct CallOutcome {
     /// (argument index, value) in the order the plugin wrote them.
     pub outputs: Vec<(u32, HostValue)>,
     pub status: Vec<StatusMessage>,
+    pub events: Vec<EventMessage>,
     /// A protocol error the host noticed in what the plugin passed back.
     pub host_error: Option<String>,
 }
@@ -272,6 +298,7 @@ impl Plugin {
             list_define: Some(cb_list_define),
             list_append: Some(cb_list_append),
             status: Some(cb_status),
+            event: Some(cb_event),
         };
         let call = unsafe { (*self.api).call.expect("plugin without call") };
         let rc = unsafe { call(index, raw.as_ptr(), raw.len() as u32, &cb) };
@@ -456,6 +483,31 @@ unsafe extern "C" fn cb_status(c: *mut c_void, p: *const u8, pl: usize, m: *cons
     c.outcome.status.push(StatusMessage {
         proc_name: s(p, pl),
         message: s(m, ml),
+    });
+}
+
+unsafe extern "C" fn cb_event(c: *mut c_void, p: *const u8, pl: usize, e: *const MailextEvent) {
+    let c = ctx(c);
+    if e.is_null() || ((*e).struct_size as usize) < std::mem::size_of::<MailextEvent>() {
+        c.outcome.host_error = Some("the plugin passed a bad event".into());
+        return;
+    }
+    let e = &*e;
+    let s = |ptr: *const u8, len: usize| {
+        if ptr.is_null() || len == 0 {
+            String::new()
+        } else {
+            String::from_utf8_lossy(std::slice::from_raw_parts(ptr, len)).into_owned()
+        }
+    };
+    c.outcome.events.push(EventMessage {
+        proc_name: s(p, pl),
+        kind: event_name(e.kind),
+        socket: e.socket,
+        code: e.code,
+        done: e.done,
+        total: e.total,
+        text: s(e.text, e.text_len),
     });
 }
 

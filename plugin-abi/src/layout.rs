@@ -56,7 +56,18 @@ pub fn structs() -> Vec<StructLayout> {
             set_output,
             list_define,
             list_append,
-            status
+            status,
+            event
+        }),
+        layout!(MailextEvent {
+            struct_size,
+            kind,
+            socket,
+            code,
+            done,
+            total,
+            text,
+            text_len
         }),
         layout!(MailextHostInfo {
             struct_size,
@@ -98,6 +109,12 @@ pub fn constants() -> Vec<(&'static str, i64)> {
         MAILEXT_FALSE,
         MAILEXT_TRUE,
         MAILEXT_UNKNOWN,
+        MAILEXT_EVENT_CONNECT,
+        MAILEXT_EVENT_DISCONNECT,
+        MAILEXT_EVENT_TIMEOUT,
+        MAILEXT_EVENT_CANCEL,
+        MAILEXT_EVENT_COMMAND,
+        MAILEXT_EVENT_PROGRESS,
         MAILEXT_PARAM_IN,
         MAILEXT_PARAM_OUT,
         MAILEXT_PARAM_OPTIONAL,

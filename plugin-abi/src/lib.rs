@@ -18,7 +18,7 @@ pub mod script;
 
 /// Incompatible changes bump the major version; appended fields bump the minor.
 pub const MAILEXT_ABI_MAJOR: u32 = 1;
-pub const MAILEXT_ABI_MINOR: u32 = 0;
+pub const MAILEXT_ABI_MINOR: u32 = 1;
 /// The one symbol a plugin exports.
 pub const MAILEXT_ENTRY_SYMBOL: &str = "mailext_entry";
 
@@ -39,6 +39,20 @@ pub const MAILEXT_KIND_PROC: u32 = 32;
 pub const MAILEXT_FALSE: i64 = 0;
 pub const MAILEXT_TRUE: i64 = 1;
 pub const MAILEXT_UNKNOWN: i64 = 2;
+
+// Event kinds (`MailextEvent.kind`), delivered to a socket's event proc.
+/// The connection (and login) finished; `code` is 0 or the error.
+pub const MAILEXT_EVENT_CONNECT: u32 = 1;
+/// The server closed the connection.
+pub const MAILEXT_EVENT_DISCONNECT: u32 = 2;
+/// A wait for the server ran out of time.
+pub const MAILEXT_EVENT_TIMEOUT: u32 = 3;
+/// IMAPCancel ended a blocking call.
+pub const MAILEXT_EVENT_CANCEL: u32 = 4;
+/// A protocol command completed; `code` is 0 (OK) or the error, `text` the reply.
+pub const MAILEXT_EVENT_COMMAND: u32 = 5;
+/// A long transfer moved on: `done` of `total` bytes.
+pub const MAILEXT_EVENT_PROGRESS: u32 = 6;
 
 // Parameter flags.
 pub const MAILEXT_PARAM_IN: u32 = 1;
@@ -169,6 +183,34 @@ pub struct MailextHostCallbacks {
             message_len: usize,
         ),
     >,
+    /// ABI 1.1: one event for an event proc (see `MailextEvent`). Optional:
+    /// a 1.0 host, or NULL here, gets events through `status` as text.
+    pub event: Option<
+        unsafe extern "C" fn(
+            ctx: *mut c_void,
+            proc_name: *const u8,
+            proc_len: usize,
+            event: *const MailextEvent,
+        ),
+    >,
+}
+
+/// ABI 1.1: an event, borrowed for the duration of the `event` callback.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct MailextEvent {
+    pub struct_size: u32,
+    /// One of `MAILEXT_EVENT_*`.
+    pub kind: u32,
+    pub socket: i64,
+    /// 0, or the error code that goes with the event.
+    pub code: i64,
+    /// PROGRESS: bytes so far and in all; 0 otherwise.
+    pub done: i64,
+    pub total: i64,
+    /// UTF-8 detail (a reply line, an error text).
+    pub text: *const u8,
+    pub text_len: usize,
 }
 
 /// What the host tells the plugin about itself in the handshake.

@@ -1,88 +1,16 @@
-//! IMAPConnect, IMAPDisconnect, IMAPNoOp.
+//! IMAPDisconnect, IMAPNoOp, and running a command on a socket.
 
+use super::connect::still_connecting;
 use super::Ret;
 use crate::config::comms_timeout;
 use crate::error::MailError;
+use crate::events::MailEvent;
 use crate::host_call::{CommandObserver, HostCall};
-use crate::imap::codec::{is_safe_text, Fragmentizer, FrameLimits};
-use crate::imap::connect::{ConnectOp, Credentials, SecureMode};
-use crate::imap::driver::{run, Observer, Transport};
-use crate::imap::session::{ImapSession, Operation, Phase};
+use crate::imap::driver::{run, Observer};
+use crate::imap::session::{Operation, Phase};
 use crate::imap::simple::{LogoutOp, NoopOp};
-use crate::net::address::{parse_server, resolve};
-use crate::net::connection::Connection;
-use crate::socket_table::{lock, ImapSocket, IMAP_SOCKETS};
-use plugin_abi::MAILEXT_FALSE;
-use std::time::Instant;
-
-const IMAP_PORT: u16 = 143;
-const IMAPS_PORT: u16 = 993;
-
-pub fn connect(call: &HostCall) -> Result<Ret, MailError> {
-    let server = call.string(0)?.unwrap_or_default();
-    let username = call.string(1)?.unwrap_or_default();
-    let password = call.string(2)?.unwrap_or_default();
-    let list = call.list(4);
-    let mode = match call.integer(5)? {
-        None | Some(0) => SecureMode::Plain,
-        Some(1) => SecureMode::Implicit,
-        Some(2) => SecureMode::StartTls,
-        Some(n) => {
-            return Err(MailError::BadValue(format!(
-                "secure must be 0, 1 or 2, not {n}"
-            )))
-        }
-    };
-    // kUnknown keeps the safe default.
-    let verify = call.boolean(6)? != Some(MAILEXT_FALSE);
-    if !is_safe_text(&username) || !is_safe_text(&password) {
-        return Err(MailError::UnsafeCredentials);
-    }
-    let addr = parse_server(
-        &server,
-        if mode == SecureMode::Implicit {
-            IMAPS_PORT
-        } else {
-            IMAP_PORT
-        },
-    )?;
-    let mut obs = CommandObserver::new(call, list)?;
-
-    let timeout = comms_timeout();
-    let deadline = Instant::now() + timeout;
-    let addrs = resolve(&addr, deadline)?;
-    let mut conn = Connection::open(&addr, &addrs, verify, deadline, &mut |m| call.status(m))?;
-    let mut session = ImapSession::new(timeout);
-    let mut frag = Fragmentizer::new(FrameLimits::default());
-    if mode == SecureMode::Implicit {
-        obs.status("Starting the TLS handshake");
-        let info = conn.start_tls(0, Some(deadline)).map_err(|e| match e {
-            // Nothing was consumed yet, so these bytes are a plaintext greeting.
-            MailError::Injection(_) => MailError::TlsHandshake(format!(
-                "{addr} did not answer with TLS: it sent plaintext first (for STARTTLS use secure = 2)"
-            )),
-            e => e,
-        })?;
-        obs.status(&info);
-        session.tls = true;
-    }
-    let creds = Credentials { username, password };
-    run(
-        &mut ConnectOp::new(mode, creds),
-        &mut session,
-        &mut frag,
-        &mut conn,
-        &mut obs,
-    )?;
-    let id = IMAP_SOCKETS.insert(ImapSocket {
-        conn,
-        session,
-        frag,
-        closed: false,
-    });
-    obs.status(&format!("Socket {id} is ready"));
-    Ok(Ret::Socket(id))
-}
+use crate::socket_table::{lock, ImapSocket, SocketEntry, IMAP_SOCKETS};
+use std::sync::Arc;
 
 /// Closes and frees a socket the host never received.
 pub fn abandon(id: i64) {
@@ -102,11 +30,44 @@ pub(super) fn with_socket<T>(
     f: impl FnOnce(&mut ImapSocket, &mut CommandObserver) -> Result<T, MailError>,
 ) -> Result<T, MailError> {
     let id = call.integer(0)?.unwrap_or_default();
-    let entry = IMAP_SOCKETS.get(id)?;
+    let entry = entry(id)?;
     let mut guard = lock(&entry, id)?;
-    let mut obs = CommandObserver::new(call, call.responses())?;
-    guard.session.clock.set_timeout(comms_timeout());
-    f(&mut guard, &mut obs)
+    let ctl = &entry.control;
+    let mut obs =
+        CommandObserver::new(call, call.responses())?.with_events(ctl.event_proc.clone(), id);
+    for e in ctl.take_queued() {
+        obs.event(e);
+    }
+    let timeout = guard.timeout.unwrap_or_else(comms_timeout);
+    guard.session.clock.set_timeout(timeout);
+    ctl.cancel.begin();
+    let r = f(&mut guard, &mut obs);
+    ctl.cancel.end();
+    if let Err(e) = &r {
+        if let Some(ev) = MailEvent::for_error(e) {
+            obs.event(ev);
+        }
+        // A cancelled command left the stream mid-way: close it cleanly.
+        if matches!(e, MailError::Cancelled(_)) {
+            guard.conn.close();
+            obs.status(&format!(
+                "Socket {id}: the connection was closed after the cancel; disconnect it"
+            ));
+        }
+    }
+    r
+}
+
+/// The table entry for `id`, or a clear word about a connect still running.
+fn entry(id: i64) -> Result<Arc<SocketEntry>, MailError> {
+    IMAP_SOCKETS
+        .get(id)
+        .map_err(|e| match still_connecting(id) {
+            Some(server) => MailError::InProgress(format!(
+                "socket {id} is still connecting to {server}; call IMAPWait first"
+            )),
+            None => e,
+        })
 }
 
 /// Runs one operation on the socket in argument 0.
@@ -124,14 +85,23 @@ pub fn noop(call: &HostCall) -> Result<Ret, MailError> {
 /// server may already be gone); the failure is still reported.
 pub fn disconnect(call: &HostCall) -> Result<Ret, MailError> {
     let id = call.integer(0)?.unwrap_or_default();
+    if IMAP_SOCKETS.get(id).is_err() && super::connect::forget_pending(id) {
+        call.status(&format!(
+            "Socket {id}: the background connect was cancelled"
+        ));
+        return Ok(Ret::Integer(0));
+    }
     let entry = IMAP_SOCKETS.get(id)?;
     let mut guard = lock(&entry, id)?;
     // The list first: if the host refuses it, nothing has happened yet.
-    let mut obs = CommandObserver::new(call, call.responses())?;
+    let mut obs = CommandObserver::new(call, call.responses())?
+        .with_events(entry.control.event_proc.clone(), id);
     IMAP_SOCKETS.remove(id);
     guard.closed = true;
     let s = &mut *guard;
-    s.session.clock.set_timeout(comms_timeout());
+    s.session
+        .clock
+        .set_timeout(s.timeout.unwrap_or_else(comms_timeout));
     let r = if s.session.broken.is_some() || s.session.phase == Phase::Logout {
         Ok(())
     } else {

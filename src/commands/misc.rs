@@ -17,11 +17,18 @@ pub fn last_error(_call: &HostCall) -> Result<Ret, MailError> {
 
 pub fn set_config(call: &HostCall) -> Result<Ret, MailError> {
     let name = call.string(0)?.unwrap_or_default();
-    let value = call.integer(1)?.unwrap_or_default();
+    let value = if call.kind(1) & plugin_abi::MAILEXT_KIND_CHARACTER != 0 {
+        config::Value::Text(call.string(1)?.unwrap_or_default())
+    } else {
+        config::Value::Integer(call.integer(1)?.unwrap_or_default())
+    };
     config::set(&name, value).map(|_| Ret::Integer(0))
 }
 
 pub fn get_config(call: &HostCall) -> Result<Ret, MailError> {
     let name = call.string(0)?.unwrap_or_default();
-    config::get(&name).map(Ret::Integer)
+    Ok(match config::get(&name)? {
+        config::Value::Integer(n) => Ret::Integer(n),
+        config::Value::Text(t) => Ret::Character(t),
+    })
 }

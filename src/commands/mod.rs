@@ -1,6 +1,7 @@
 //! The command table the host reads, and dispatch to the command functions.
 //! The table is static data in ABI form; `HANDLERS` runs in the same order.
 
+mod connect;
 mod family;
 mod imap;
 mod misc;

@@ -1,7 +1,7 @@
 //! The command table in ABI form (static data the host reads) and the
 //! handlers, in the same order.
 
-use super::{family, imap, misc, Handler};
+use super::{connect, family, imap, misc, Handler};
 use plugin_abi::*;
 use std::ffi::CStr;
 
@@ -54,21 +54,27 @@ const RESPONSES: MailextParam = p(
 );
 const SOCKET: MailextParam = p(c"socket", INT, IN, None, c"socket returned by IMAPConnect");
 
-static IMAP_CONNECT: [MailextParam; 7] = [
+static IMAP_CONNECT: [MailextParam; 10] = [
     p(
         c"server",
         CHAR,
-        IN,
+        OPT,
         None,
-        c"host name, IPv4 or [IPv6] address, optionally :port",
+        c"host name, IPv4 or [IPv6] address, optionally :port (default: setting hostname)",
     ),
-    p(c"username", CHAR, IN, None, c"user name to log in with"),
+    p(
+        c"username",
+        CHAR,
+        OPT,
+        None,
+        c"user name to log in with (default: setting username)",
+    ),
     p(
         c"password",
         CHAR,
-        IN,
+        OPT,
         None,
-        c"password (never shown in status messages)",
+        c"password, or the access token for XOAUTH2 / OAUTHBEARER; never shown (default: setting password)",
     ),
     STSPROC,
     RESPONSES,
@@ -86,7 +92,42 @@ static IMAP_CONNECT: [MailextParam; 7] = [
         Some(c"kTrue"),
         c"verify the server certificate and host name",
     ),
+    p(
+        c"timeout",
+        INT,
+        OPT,
+        Some(c"0"),
+        c"seconds to wait for the server; 0 = the configured timeout, else commstimeout",
+    ),
+    p(
+        c"options",
+        INT | CHAR,
+        OPT,
+        Some(c"\"\""),
+        c"connect options: names such as \"IDENTIFY SECURE_IMPLICIT AUTH=PLAIN TUNNEL=socks5://host:1080\", or the SocketTools bit mask",
+    ),
+    p(
+        c"eventproc",
+        CHAR,
+        OPT,
+        None,
+        c"method called with CONNECT, DISCONNECT, TIMEOUT, CANCEL, COMMAND and PROGRESS events",
+    ),
 ];
+static WAIT: [MailextParam; 4] = [
+    SOCKET,
+    p(
+        c"timeout",
+        INT,
+        OPT,
+        Some(c"0"),
+        c"seconds to wait; 0 = commstimeout. -1139 when the connect is still running",
+    ),
+    STSPROC,
+    RESPONSES,
+];
+static CANCEL: [MailextParam; 2] = [SOCKET, STSPROC];
+static ATTACH: [MailextParam; 2] = [SOCKET, STSPROC];
 static SOCKET_STS_RESPONSES: [MailextParam; 3] = [SOCKET, STSPROC, RESPONSES];
 static ERROR_TEXT: [MailextParam; 1] = [p(
     c"code",
@@ -97,16 +138,28 @@ static ERROR_TEXT: [MailextParam; 1] = [p(
 )];
 static NO_PARAMS: [MailextParam; 0] = [];
 static SET_CONFIG: [MailextParam; 2] = [
-    p(c"name", CHAR, IN, None, c"setting name: commstimeout"),
     p(
-        c"value",
-        INT,
+        c"name",
+        CHAR,
         IN,
         None,
-        c"new value (commstimeout: seconds, 0 = default 60)",
+        c"commstimeout, hostname, remoteport, username, password, timeout, options, tunnel or resolve",
+    ),
+    p(
+        c"value",
+        INT | CHAR,
+        IN,
+        None,
+        c"new value (Integer for commstimeout, remoteport, timeout; Character for the rest; options either)",
     ),
 ];
-static GET_CONFIG: [MailextParam; 1] = [p(c"name", CHAR, IN, None, c"setting name: commstimeout")];
+static GET_CONFIG: [MailextParam; 1] = [p(
+    c"name",
+    CHAR,
+    IN,
+    None,
+    c"a setting name (password cannot be read back)",
+)];
 
 const MAILBOX: MailextParam = p(
     c"mailbox",
@@ -325,7 +378,7 @@ const fn c(
     }
 }
 
-pub const COMMAND_COUNT: usize = 25;
+pub const COMMAND_COUNT: usize = 28;
 
 pub static COMMANDS: [MailextCommand; COMMAND_COUNT] = [
     c(
@@ -366,7 +419,7 @@ pub static COMMANDS: [MailextCommand; COMMAND_COUNT] = [
     ),
     c(
         c"MailGetConfig",
-        INT,
+        INT | CHAR,
         &GET_CONFIG,
         c"Reads a process-wide setting",
     ),
@@ -473,10 +526,28 @@ pub static COMMANDS: [MailextCommand; COMMAND_COUNT] = [
         &IDLE,
         c"Waits for server updates (IDLE); select a mailbox first to hear about its messages",
     ),
+    c(
+        c"IMAPWait",
+        INT,
+        &WAIT,
+        c"Waits for an asynchronous IMAPConnect (option ASYNC) to finish; returns 0 or its error",
+    ),
+    c(
+        c"IMAPCancel",
+        INT,
+        &CANCEL,
+        c"Ends the blocking call running on a socket (from another thread) with -516",
+    ),
+    c(
+        c"IMAPAttachThread",
+        INT,
+        &ATTACH,
+        c"Makes the calling thread the owner of a socket (option OWNTHREAD)",
+    ),
 ];
 
 pub(super) static HANDLERS: [Handler; COMMAND_COUNT] = [
-    imap::connect,
+    connect::connect,
     imap::disconnect,
     imap::noop,
     misc::error_text,
@@ -501,4 +572,7 @@ pub(super) static HANDLERS: [Handler; COMMAND_COUNT] = [
     family::search,
     family::append,
     family::idle,
+    connect::wait,
+    connect::cancel,
+    connect::attach_thread,
 ];

@@ -8,10 +8,15 @@
 
 use super::auth::cram_md5_response;
 use super::codec::{Response, StatusKind};
+use super::sasl::{
+    oauth_error_text, oauthbearer_initial, plain_initial, xoauth2_initial, ScramAwaitingFinal,
+    ScramClient, OAUTHBEARER_ERROR_REPLY, XOAUTH2_ERROR_REPLY,
+};
 use super::session::{
     bye_error, Action, CommandLine, ImapSession, Operation, Outbox, PendingCommand, Phase, Step,
 };
 use crate::error::MailError;
+use crate::options::AuthType;
 
 /// The `secure` argument of IMAPConnect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,10 +52,37 @@ pub struct Connected {
     pub preauth: bool,
 }
 
+/// How to log in, and what to do after.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub auth: AuthType,
+    /// IDENTIFY: send ID (RFC 2971) after login when the server offers it.
+    pub identify: bool,
+    /// The mail server's name and port (OAUTHBEARER carries them).
+    pub host: String,
+    pub port: u16,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            auth: AuthType::Auto,
+            identify: false,
+            host: String::new(),
+            port: 143,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mechanism {
     CramMd5,
+    /// The LOGIN command.
     Login,
+    Plain,
+    XOAuth2,
+    OAuthBearer,
+    ScramSha256,
 }
 
 impl Mechanism {
@@ -58,8 +90,29 @@ impl Mechanism {
         match self {
             Mechanism::CramMd5 => "CRAM-MD5",
             Mechanism::Login => "LOGIN",
+            Mechanism::Plain => "PLAIN",
+            Mechanism::XOAuth2 => "XOAUTH2",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
         }
     }
+}
+
+/// Where a SASL exchange is.
+enum Sasl {
+    /// CRAM-MD5 / LOGIN: waiting for the server's first "+".
+    Start,
+    /// No SASL-IR: the initial response answers the first "+", then `1`.
+    Deferred(String, Box<Sasl>),
+    /// The mechanism's one response went out; a further "+" is an error report.
+    Sent,
+    /// We cancelled the exchange for this reason; the server's NO follows.
+    Failed(MailError),
+    Scram(ScramClient),
+    ScramFinal(ScramAwaitingFinal),
+    ScramVerified,
+    /// The server reported an OAuth error; its NO follows our reply.
+    OAuthError(String),
 }
 
 struct AwaitGreeting;
@@ -71,8 +124,9 @@ struct Authenticating {
     command: PendingCommand,
     /// Mechanisms still to try if this one fails.
     rest: Vec<Mechanism>,
-    challenge_answered: bool,
+    sasl: Sasl,
 }
+struct Identifying(PendingCommand, Connected);
 
 enum State {
     Greeting(AwaitGreeting),
@@ -80,22 +134,25 @@ enum State {
     StartTls(StartTlsSent),
     Handshake(Handshaking),
     Auth(Authenticating),
+    Identify(Identifying),
     Finished,
 }
 
 pub struct ConnectOp {
     mode: SecureMode,
     creds: Credentials,
+    settings: AuthSettings,
     state: State,
 }
 
 type Next = (State, Step<Connected>);
 
 impl ConnectOp {
-    pub fn new(mode: SecureMode, creds: Credentials) -> Self {
+    pub fn new(mode: SecureMode, creds: Credentials, settings: AuthSettings) -> Self {
         ConnectOp {
             mode,
             creds,
+            settings,
             state: State::Greeting(AwaitGreeting),
         }
     }
@@ -119,21 +176,86 @@ impl ConnectOp {
     }
 
     fn begin_auth(&self, s: &mut ImapSession, out: &mut Outbox) -> Next {
+        let asked = self.settings.auth;
+        let offered = |m: &str| s.has_cap(&format!("AUTH={m}"));
         let mut plan = Vec::new();
-        if s.has_cap("AUTH=CRAM-MD5") {
-            plan.push(Mechanism::CramMd5);
-        }
-        if !s.has_cap("LOGINDISABLED") {
-            plan.push(Mechanism::Login);
-        }
-        if plan.is_empty() {
-            return fail(MailError::LoginDisabled(
-                "the server advertises LOGINDISABLED and does not offer CRAM-MD5".into(),
-            ));
+        match asked {
+            AuthType::Auto => {
+                if offered("CRAM-MD5") {
+                    plan.push(Mechanism::CramMd5);
+                }
+                if !s.has_cap("LOGINDISABLED") {
+                    plan.push(Mechanism::Login);
+                }
+                if plan.is_empty() {
+                    return fail(MailError::LoginDisabled(
+                        "the server advertises LOGINDISABLED and does not offer CRAM-MD5".into(),
+                    ));
+                }
+            }
+            AuthType::Login => {
+                if s.has_cap("LOGINDISABLED") {
+                    return fail(MailError::LoginDisabled(
+                        "AUTH=LOGIN was asked for, but the server advertises LOGINDISABLED".into(),
+                    ));
+                }
+                plan.push(Mechanism::Login);
+            }
+            other => {
+                let m = match other {
+                    AuthType::Plain => Mechanism::Plain,
+                    AuthType::CramMd5 => Mechanism::CramMd5,
+                    AuthType::XOAuth2 => Mechanism::XOAuth2,
+                    AuthType::OAuthBearer => Mechanism::OAuthBearer,
+                    _ => Mechanism::ScramSha256,
+                };
+                if !offered(m.name()) {
+                    let mut list: Vec<&str> = s
+                        .caps
+                        .iter()
+                        .filter_map(|c| c.strip_prefix("AUTH="))
+                        .collect();
+                    if list.is_empty() {
+                        list.push("none");
+                    }
+                    return fail(MailError::MechanismUnavailable(format!(
+                        "{} was asked for; the server offers {}",
+                        m.name(),
+                        list.join(", ")
+                    )));
+                }
+                plan.push(m);
+            }
         }
         plan.reverse();
         let first = plan.pop().expect("plan is not empty");
         self.try_mechanism(first, plan, s, out)
+    }
+
+    /// The mechanism's initial response, if it has one.
+    fn initial_response(&self, m: Mechanism) -> Result<(Option<String>, Sasl), MailError> {
+        let c = &self.creds;
+        Ok(match m {
+            Mechanism::Plain => (
+                Some(plain_initial("", &c.username, &c.password)),
+                Sasl::Sent,
+            ),
+            Mechanism::XOAuth2 => (Some(xoauth2_initial(&c.username, &c.password)), Sasl::Sent),
+            Mechanism::OAuthBearer => (
+                Some(oauthbearer_initial(
+                    &c.username,
+                    &self.settings.host,
+                    self.settings.port,
+                    &c.password,
+                )),
+                Sasl::Sent,
+            ),
+            Mechanism::ScramSha256 => {
+                let scram = ScramClient::new(&c.username, &c.password)?;
+                (Some(scram.client_first()), Sasl::Scram(scram))
+            }
+            Mechanism::CramMd5 | Mechanism::Login => (None, Sasl::Start),
+        })
     }
 
     fn try_mechanism(
@@ -143,18 +265,33 @@ impl ConnectOp {
         s: &mut ImapSession,
         out: &mut Outbox,
     ) -> Next {
-        let cmd = match m {
-            Mechanism::CramMd5 => CommandLine::new("AUTHENTICATE").atom("CRAM-MD5"),
-            Mechanism::Login => CommandLine::new("LOGIN")
+        let (initial, sasl) = match self.initial_response(m) {
+            Ok(x) => x,
+            Err(e) => return fail(e),
+        };
+        let mut pending_initial = None;
+        let cmd = match (m, initial) {
+            (Mechanism::Login, _) => CommandLine::new("LOGIN")
                 .string(&self.creds.username)
                 .secret(&self.creds.password),
+            (_, Some(ir)) if s.has_cap("SASL-IR") => CommandLine::new("AUTHENTICATE")
+                .atom(m.name())
+                .secret_atom(&ir),
+            (_, ir) => {
+                pending_initial = ir;
+                CommandLine::new("AUTHENTICATE").atom(m.name())
+            }
         };
         let command = s.send(cmd, out);
+        let sasl = match pending_initial {
+            Some(ir) => Sasl::Deferred(ir, Box::new(sasl)),
+            None => sasl,
+        };
         let auth = Authenticating {
             mechanism: m,
             command,
             rest,
-            challenge_answered: false,
+            sasl,
         };
         (State::Auth(auth), Step::Continue)
     }
@@ -184,10 +321,14 @@ impl ConnectOp {
                 }
                 s.phase = Phase::Authenticated;
                 out.status("The server pre-authenticated the session (PREAUTH)");
-                done(Connected {
-                    mechanism: None,
-                    preauth: true,
-                })
+                self.after_login(
+                    s,
+                    out,
+                    Connected {
+                        mechanism: None,
+                        preauth: true,
+                    },
+                )
             }
             Response::Status {
                 tag: None,
@@ -202,6 +343,78 @@ impl ConnectOp {
         }
     }
 
+    /// Answers a "+" during AUTHENTICATE / LOGIN.
+    fn on_challenge(
+        &self,
+        a: &mut Authenticating,
+        text: &str,
+        out: &mut Outbox,
+    ) -> Result<(), MailError> {
+        let send = |out: &mut Outbox, wire: String, shown: &str| {
+            out.push(Action::Send {
+                wire: format!("{wire}\r\n").into_bytes(),
+                shown: shown.into(),
+            })
+        };
+        // RFC 3501 6.2.2: "*" cancels; the server answers with BAD or NO.
+        let cancel = |out: &mut Outbox| send(out, "*".into(), "*");
+        a.sasl = match (a.mechanism, std::mem::replace(&mut a.sasl, Sasl::Sent)) {
+            (Mechanism::Login, _) => {
+                if !a.command.on_continuation(out) {
+                    return Err(MailError::Syntax("unexpected continuation request".into()));
+                }
+                Sasl::Start
+            }
+            (m, Sasl::Deferred(ir, then)) => {
+                send(out, ir, &format!("<{} response redacted>", m.name()));
+                *then
+            }
+            (Mechanism::CramMd5, Sasl::Start) => {
+                match cram_md5_response(&self.creds.username, &self.creds.password, text) {
+                    Ok(resp) => send(out, resp, "<CRAM-MD5 response redacted>"),
+                    // A challenge we cannot read: cancel and fall back.
+                    Err(_) => cancel(out),
+                }
+                Sasl::Sent
+            }
+            (Mechanism::XOAuth2 | Mechanism::OAuthBearer, Sasl::Sent) => {
+                // RFC 7628 3.2.3: the server's error report; answer so it sends NO.
+                let reply = if a.mechanism == Mechanism::XOAuth2 {
+                    XOAUTH2_ERROR_REPLY
+                } else {
+                    OAUTHBEARER_ERROR_REPLY
+                };
+                send(out, reply.into(), reply);
+                Sasl::OAuthError(oauth_error_text(text))
+            }
+            (_, Sasl::Scram(client)) => match client.server_first(text) {
+                Ok((next, reply)) => {
+                    send(out, reply, "<SCRAM-SHA-256 proof redacted>");
+                    Sasl::ScramFinal(next)
+                }
+                Err(e) => {
+                    cancel(out);
+                    Sasl::Failed(e)
+                }
+            },
+            (_, Sasl::ScramFinal(f)) => match f.server_final(text) {
+                Ok(()) => {
+                    send(out, String::new(), "");
+                    Sasl::ScramVerified
+                }
+                Err(e) => {
+                    cancel(out);
+                    Sasl::Failed(e)
+                }
+            },
+            (_, other) => {
+                cancel(out);
+                other
+            }
+        };
+        Ok(())
+    }
+
     fn on_auth(
         &self,
         mut a: Authenticating,
@@ -210,50 +423,41 @@ impl ConnectOp {
         out: &mut Outbox,
     ) -> Next {
         if let Response::Continuation(text) = r {
-            match a.mechanism {
-                Mechanism::CramMd5 if !a.challenge_answered => {
-                    a.challenge_answered = true;
-                    match cram_md5_response(&self.creds.username, &self.creds.password, text) {
-                        Ok(resp) => out.push(Action::Send {
-                            wire: format!("{resp}\r\n").into_bytes(),
-                            shown: "<CRAM-MD5 response redacted>".into(),
-                        }),
-                        // A challenge we cannot read: cancel (RFC 3501 6.2.2) and fall back.
-                        Err(_) => out.push(Action::Send {
-                            wire: b"*\r\n".to_vec(),
-                            shown: "*".into(),
-                        }),
-                    }
-                }
-                // CRAM-MD5 has one challenge: cancel a second and fall back.
-                Mechanism::CramMd5 => out.push(Action::Send {
-                    wire: b"*\r\n".to_vec(),
-                    shown: "*".into(),
-                }),
-                Mechanism::Login => {
-                    if !a.command.on_continuation(out) {
-                        return fail(MailError::Syntax("unexpected continuation request".into()));
-                    }
-                }
+            if let Err(e) = self.on_challenge(&mut a, text, out) {
+                return fail(e);
             }
             return (State::Auth(a), Step::Continue);
         }
         let Some((kind, text)) = a.command.completion(r) else {
             return (State::Auth(a), Step::Continue);
         };
-        match kind {
-            StatusKind::Ok => {
+        match (kind, a.sasl) {
+            (StatusKind::Ok, sasl) => {
+                if a.mechanism == Mechanism::ScramSha256 && !matches!(sasl, Sasl::ScramVerified) {
+                    return fail(MailError::ServerProof(
+                        "the server accepted SCRAM-SHA-256 without sending its signature".into(),
+                    ));
+                }
                 s.phase = Phase::Authenticated;
                 out.status(format!(
                     "Logged in as {} with {}",
                     self.creds.username,
                     a.mechanism.name()
                 ));
-                done(Connected {
-                    mechanism: Some(a.mechanism.name()),
-                    preauth: false,
-                })
+                self.after_login(
+                    s,
+                    out,
+                    Connected {
+                        mechanism: Some(a.mechanism.name()),
+                        preauth: false,
+                    },
+                )
             }
+            (_, Sasl::Failed(e)) => fail(e),
+            (_, Sasl::OAuthError(why)) => fail(MailError::AuthFailed(format!(
+                "{} refused: {text} ({why})",
+                a.mechanism.name()
+            ))),
             _ => {
                 let why = format!("{} refused: {}", a.mechanism.name(), text);
                 match a.rest.pop() {
@@ -265,6 +469,24 @@ impl ConnectOp {
                 }
             }
         }
+    }
+
+    /// IDENTIFY: ID (RFC 2971) when the server offers it; its reply goes to
+    /// the response list like every line.
+    fn after_login(&self, s: &mut ImapSession, out: &mut Outbox, c: Connected) -> Next {
+        if !self.settings.identify {
+            return done(c);
+        }
+        if !s.has_cap("ID") {
+            out.status("IDENTIFY: the server does not offer ID; not sent");
+            return done(c);
+        }
+        let cmd = CommandLine::new("ID").raw(&format!(
+            "(\"name\" \"mailext\" \"version\" \"{}\")",
+            env!("CARGO_PKG_VERSION")
+        ));
+        let cmd = s.send(cmd, out);
+        (State::Identify(Identifying(cmd, c)), Step::Continue)
     }
 }
 
@@ -330,6 +552,15 @@ impl Operation for ConnectOp {
                 "response during the TLS handshake".into(),
             )),
             State::Auth(a) => self.on_auth(a, s, r, out),
+            State::Identify(Identifying(cmd, c)) => match cmd.completion(r) {
+                None => (State::Identify(Identifying(cmd, c)), Step::Continue),
+                Some((StatusKind::Ok, _)) => done(c),
+                // The login stands; ID is a courtesy.
+                Some((_, text)) => {
+                    out.status(format!("ID was refused ({text}); the session is usable"));
+                    done(c)
+                }
+            },
             State::Finished => fail(MailError::Internal(
                 "response after the connect finished".into(),
             )),
@@ -363,6 +594,7 @@ impl Operation for ConnectOp {
             State::StartTls(_) => "the STARTTLS reply".into(),
             State::Handshake(_) => "the TLS handshake".into(),
             State::Auth(a) => format!("the {} reply", a.mechanism.name()),
+            State::Identify(_) => "the ID reply".into(),
             State::Finished => "nothing".into(),
         }
     }

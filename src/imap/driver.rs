@@ -2,9 +2,10 @@
 //! the frames the server sends, reports every line to the observer, and
 //! enforces the communications timeout. The transport is the only I/O.
 
-use super::codec::{decode_owned, literal_size, Fragmentizer, FrameError};
+use super::codec::{decode_owned, literal_size, Fragmentizer, FrameError, Response, StatusKind};
 use super::session::{Action, ImapSession, Operation, Outbox, Step};
 use crate::error::MailError;
+use crate::events::{EventKind, MailEvent};
 use std::time::Instant;
 
 /// Moves bytes to and from the server. The real one talks to the I/O thread;
@@ -25,6 +26,8 @@ pub trait Observer {
     fn status(&mut self, message: &str);
     /// One response line (a whole frame, literals included) for the list.
     fn response(&mut self, line: &str);
+    /// An event for the socket's event proc, if it has one.
+    fn event(&mut self, _e: MailEvent) {}
 }
 
 /// Longest server line echoed into a status message; the list gets it whole.
@@ -102,6 +105,24 @@ fn run_inner<O: Operation>(
                     }
                 })?;
                 s.observe(&r);
+                if let Response::Status {
+                    tag: Some(tag),
+                    kind,
+                    text,
+                    ..
+                } = &r
+                {
+                    let (code, word) = match kind {
+                        StatusKind::Ok => (0, "OK"),
+                        StatusKind::No => (MailError::CommandFailed(String::new()).code(), "NO"),
+                        _ => (MailError::CommandFailed(String::new()).code(), "BAD"),
+                    };
+                    obs.event(MailEvent::new(
+                        EventKind::Command,
+                        code as i64,
+                        format!("{tag} {word} {text}"),
+                    ));
+                }
                 s.now = t.now();
                 step = op.on_response(s, r, &mut out);
                 continue;
@@ -171,6 +192,7 @@ impl Progress {
                 "Receiving {have} of {total} bytes ({}%)",
                 have * 100 / total
             ));
+            obs.event(MailEvent::progress(have, total));
         }
     }
 }

@@ -274,6 +274,14 @@ impl CommandLine {
         });
         self
     }
+    /// A SASL initial response (RFC 4959): sent as is, shown as `<redacted>`.
+    pub fn secret_atom(mut self, a: &str) -> Self {
+        self.parts.push(Part::Text {
+            wire: format!(" {a}"),
+            shown: " <redacted>".into(),
+        });
+        self
+    }
     /// Text sent as is, already in IMAP syntax (lists, numbers, sequence sets).
     pub fn raw(mut self, text: &str) -> Self {
         self.parts.push(Part::Text {

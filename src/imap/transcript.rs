@@ -3,11 +3,12 @@
 //! `SILENCE` a server that stops answering.
 
 use super::codec::{Fragmentizer, FrameLimits};
-use super::connect::{ConnectOp, Credentials, SecureMode};
+use super::connect::{AuthSettings, ConnectOp, Credentials, SecureMode};
 use super::driver::{run, Observer, Transport};
 use super::session::ImapSession;
 use super::simple::{LogoutOp, NoopOp};
 use crate::error::MailError;
+use crate::options::AuthType;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -125,6 +126,16 @@ fn connect(
     pass: &str,
     script: &str,
 ) -> (Result<(), MailError>, Seen, Script) {
+    connect_with(mode, user, pass, AuthSettings::default(), script)
+}
+
+fn connect_with(
+    mode: SecureMode,
+    user: &str,
+    pass: &str,
+    settings: AuthSettings,
+    script: &str,
+) -> (Result<(), MailError>, Seen, Script) {
     let mut t = Script::parse(script);
     let mut s = ImapSession::new(Duration::from_secs(30));
     s.tls = mode == SecureMode::Implicit;
@@ -135,7 +146,7 @@ fn connect(
         password: pass.into(),
     };
     let r = run(
-        &mut ConnectOp::new(mode, creds),
+        &mut ConnectOp::new(mode, creds, settings),
         &mut s,
         &mut f,
         &mut t,
@@ -395,4 +406,133 @@ fn cram_md5_with_an_empty_password() {
                   C: dSA0ZWZkOWQ5ZGMwZGZmNzMyYjc4NzkxODJkNDdmYTVjYQ==
                   S: A0001 OK in";
     assert_eq!(code(connect(SecureMode::Plain, "u", "", script).0), 0);
+}
+
+fn auth(a: AuthType) -> AuthSettings {
+    AuthSettings {
+        auth: a,
+        host: "mail.test".into(),
+        port: 993,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn plain_uses_sasl_ir_when_advertised_and_redacts_it() {
+    // base64("\0alice\0secret")
+    let (r, seen, _) = connect_with(
+        SecureMode::Implicit,
+        "alice",
+        "secret",
+        auth(AuthType::Plain),
+        "S: * OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready
+         C: A0001 AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==
+         S: A0001 OK done",
+    );
+    assert_eq!(code(r), 0);
+    let all = seen.status.join("\n");
+    assert!(all.contains("AUTHENTICATE PLAIN <redacted>"), "{all}");
+    assert!(!all.contains("AGFsaWNlAHNlY3JldA=="));
+}
+
+#[test]
+fn plain_without_sasl_ir_answers_the_first_continuation() {
+    let (r, _, _) = connect_with(
+        SecureMode::Implicit,
+        "alice",
+        "secret",
+        auth(AuthType::Plain),
+        "S: * OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready
+         C: A0001 AUTHENTICATE PLAIN
+         S: +
+         C: AGFsaWNlAHNlY3JldA==
+         S: A0001 OK done",
+    );
+    assert_eq!(code(r), 0);
+}
+
+#[test]
+fn xoauth2_error_continuation_gets_an_empty_reply_then_no() {
+    // base64("user=a@b\x01auth=Bearer tok\x01\x01")
+    let (r, seen, _) = connect_with(
+        SecureMode::Implicit,
+        "a@b",
+        "tok",
+        auth(AuthType::XOAuth2),
+        "S: * OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] ready
+         C: A0001 AUTHENTICATE XOAUTH2 dXNlcj1hQGIBYXV0aD1CZWFyZXIgdG9rAQE=
+         S: + eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=
+         C: 
+         S: A0001 NO [AUTHENTICATIONFAILED] invalid token",
+    );
+    let e = r.unwrap_err();
+    assert_eq!(e.code(), -1120);
+    assert!(e.to_string().contains("401"), "{e}");
+    assert!(!seen.status.join("\n").contains("dG9r"));
+}
+
+#[test]
+fn oauthbearer_error_continuation_gets_ctrl_a() {
+    // base64("n,a=a@b,\x01host=mail.test\x01port=993\x01auth=Bearer tok\x01\x01")
+    let (r, _, _) = connect_with(
+        SecureMode::Implicit,
+        "a@b",
+        "tok",
+        auth(AuthType::OAuthBearer),
+        "S: * OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=OAUTHBEARER] ready
+         C: A0001 AUTHENTICATE OAUTHBEARER bixhPWFAYiwBaG9zdD1tYWlsLnRlc3QBcG9ydD05OTMBYXV0aD1CZWFyZXIgdG9rAQE=
+         S: + eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=
+         C: AQ==
+         S: A0001 NO denied",
+    );
+    assert_eq!(code(r), -1120);
+}
+
+#[test]
+fn a_mechanism_not_offered_is_its_own_code() {
+    let (r, _, t) = connect_with(
+        SecureMode::Implicit,
+        "a",
+        "b",
+        auth(AuthType::ScramSha256),
+        "S: * OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready",
+    );
+    let e = r.unwrap_err();
+    assert_eq!(e.code(), -1134);
+    assert!(e.to_string().contains("offers PLAIN"), "{e}");
+    drop(t);
+}
+
+#[test]
+fn scram_ok_without_server_signature_is_refused() {
+    let (r, _, _) = connect_with(
+        SecureMode::Implicit,
+        "a",
+        "b",
+        auth(AuthType::ScramSha256),
+        "S: * OK [CAPABILITY IMAP4rev1 AUTH=SCRAM-SHA-256] ready
+         C: A0001 AUTHENTICATE SCRAM-SHA-256
+         S: A0001 OK fine",
+    );
+    assert_eq!(code(r), -1138);
+}
+
+#[test]
+fn identify_sends_id_after_login_when_offered() {
+    let settings = AuthSettings {
+        identify: true,
+        ..Default::default()
+    };
+    let script = format!(
+        "S: * OK [CAPABILITY IMAP4rev1 ID] ready
+         C: A0001 LOGIN \"a\" \"b\"
+         S: A0001 OK [CAPABILITY IMAP4rev1 ID] in
+         C: A0002 ID (\"name\" \"mailext\" \"version\" \"{}\")
+         S: * ID (\"name\" \"Dovecot\")
+         S: A0002 OK ID completed",
+        env!("CARGO_PKG_VERSION")
+    );
+    let (r, seen, _) = connect_with(SecureMode::Implicit, "a", "b", settings, &script);
+    assert_eq!(code(r), 0);
+    assert!(seen.responses.iter().any(|l| l.contains("Dovecot")));
 }

@@ -1,6 +1,7 @@
 //! The `server[:port]` argument: host name, IPv4, or bracketed IPv6.
 
 use crate::error::MailError;
+use crossbeam_channel::Receiver;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::time::Instant;
 
@@ -132,9 +133,17 @@ fn valid_name(h: &str) -> Option<String> {
     ok.then(|| h.to_ascii_lowercase())
 }
 
-/// Resolves the address within the deadline. Names are looked up on a
-/// helper thread because getaddrinfo has no timeout of its own.
-pub fn resolve(addr: &ServerAddr, deadline: Instant) -> Result<Vec<SocketAddr>, MailError> {
+/// Resolves the address within the deadline (configured overrides first).
+/// Names are looked up on a helper thread because getaddrinfo has no
+/// timeout of its own; IMAPCancel ends the wait.
+pub fn resolve(
+    addr: &ServerAddr,
+    deadline: Instant,
+    cancel: &Receiver<()>,
+) -> Result<Vec<SocketAddr>, MailError> {
+    if let Some(list) = crate::config::resolve_override(addr) {
+        return Ok(list);
+    }
     let name = match &addr.host {
         Host::Ip(ip) => return Ok(vec![SocketAddr::new(*ip, addr.port)]),
         Host::Name(n) => n.clone(),
@@ -152,11 +161,18 @@ pub fn resolve(addr: &ServerAddr, deadline: Instant) -> Result<Vec<SocketAddr>, 
             );
         })
         .map_err(|e| MailError::Internal(format!("cannot start the resolver thread: {e}")))?;
-    match rx.recv_deadline(deadline) {
+    let found = crossbeam_channel::select! {
+        recv(rx) -> r => r,
+        recv(cancel) -> _ => return Err(MailError::Cancelled("IMAPCancel was called".into())),
+        recv(crossbeam_channel::at(deadline)) -> _ => {
+            return Err(MailError::Timeout(format!("the address of {name}")))
+        }
+    };
+    match found {
         Ok(Ok(list)) if !list.is_empty() => Ok(list),
         Ok(Ok(_)) => Err(MailError::HostNotFound(format!("{name} has no addresses"))),
         Ok(Err(e)) => Err(MailError::HostNotFound(format!("{name}: {e}"))),
-        Err(_) => Err(MailError::Timeout(format!("the address of {name}"))),
+        Err(_) => Err(MailError::Internal("the resolver thread ended".into())),
     }
 }
 

@@ -3,6 +3,9 @@
 
 use super::address::Host;
 use crate::error::{CertProblem, MailError};
+use crate::options::ClientCert;
+use openssl::pkcs12::Pkcs12;
+use openssl::pkey::{PKey, Private};
 use openssl::ssl::{Ssl, SslConnector, SslMethod, SslVerifyMode, SslVersion};
 use openssl::x509::verify::X509CheckFlags;
 use openssl::x509::{X509VerifyResult, X509};
@@ -94,8 +97,83 @@ fn build_connector(dir: Option<&Path>) -> Result<(SslConnector, usize), MailErro
     Ok((b.build(), loaded))
 }
 
+/// What a handshake may accept and present.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    pub verify: bool,
+    /// SECURE_FALLBACK: TLS 1.0 / 1.1 and legacy cipher suites for old servers.
+    pub fallback: bool,
+    pub client_cert: Option<ClientCert>,
+}
+
+/// Loads the client certificate, its chain and key, and checks they match.
+fn load_client_cert(c: &ClientCert) -> Result<(X509, Vec<X509>, PKey<Private>), MailError> {
+    let fail = |what: String| MailError::ClientCert(what);
+    let read = |p: &str| std::fs::read(p).map_err(|e| fail(format!("cannot read {p}: {e}")));
+    let bytes = read(&c.cert)?;
+    let pass = c.password.as_deref().unwrap_or("");
+    let looks_pem = bytes.windows(11).any(|w| w == b"-----BEGIN ");
+    let (cert, chain, key) = if !looks_pem {
+        let p12 = Pkcs12::from_der(&bytes)
+            .map_err(|_| fail(format!("{} is neither PEM nor PKCS#12", c.cert)))?;
+        let parsed = p12.parse2(pass).map_err(|_| {
+            fail(format!(
+                "cannot open the PKCS#12 file {} (wrong CERTPASS?)",
+                c.cert
+            ))
+        })?;
+        let cert = parsed
+            .cert
+            .ok_or_else(|| fail(format!("{} holds no certificate", c.cert)))?;
+        let key = parsed
+            .pkey
+            .ok_or_else(|| fail(format!("{} holds no private key", c.cert)))?;
+        let chain = parsed
+            .ca
+            .map(|s| s.into_iter().collect())
+            .unwrap_or_default();
+        (cert, chain, key)
+    } else {
+        let mut certs = X509::stack_from_pem(&bytes)
+            .map_err(|_| fail(format!("{} holds no PEM certificate", c.cert)))?;
+        if certs.is_empty() {
+            return Err(fail(format!("{} holds no PEM certificate", c.cert)));
+        }
+        let cert = certs.remove(0);
+        let key_path = c.key.as_deref().unwrap_or(&c.cert);
+        let key_bytes = read(key_path)?;
+        let key = match &c.password {
+            Some(p) => PKey::private_key_from_pem_passphrase(&key_bytes, p.as_bytes()),
+            None => PKey::private_key_from_pem(&key_bytes),
+        }
+        .map_err(|_| {
+            fail(format!(
+                "cannot read a private key from {key_path} (missing, or encrypted without the right CERTPASS)"
+            ))
+        })?;
+        (cert, certs, key)
+    };
+    let matches = cert
+        .public_key()
+        .map(|pk| pk.public_eq(&key))
+        .unwrap_or(false);
+    if !matches {
+        return Err(fail(format!(
+            "the private key does not belong to the certificate in {}",
+            c.cert
+        )));
+    }
+    Ok((cert, chain, key))
+}
+
 /// A ready-to-handshake `Ssl` for `host`, plus a note for the status proc.
-pub fn client_ssl(host: &Host, verify: bool) -> Result<(Ssl, String), MailError> {
+pub fn client_ssl(host: &Host, settings: &TlsSettings) -> Result<(Ssl, String), MailError> {
+    let verify = settings.verify;
+    let client = settings
+        .client_cert
+        .as_ref()
+        .map(load_client_cert)
+        .transpose()?;
     let key = folder_key();
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     if cache.as_ref().map(|c| &c.key) != Some(&key) {
@@ -121,8 +199,25 @@ pub fn client_ssl(host: &Host, verify: bool) -> Result<(Ssl, String), MailError>
             X509CheckFlags::NO_PARTIAL_WILDCARDS | X509CheckFlags::NEVER_CHECK_SUBJECT,
         );
     }
-    let note = match (&key.0, verify) {
-        (_, false) => "certificate verification is off (verify = kFalse)".to_string(),
+    if settings.fallback {
+        // Old servers: TLS 1.0 and SHA-1 / legacy suites need security level 0.
+        ssl.set_min_proto_version(Some(SslVersion::TLS1))
+            .map_err(setup)?;
+        ssl.set_security_level(0);
+        ssl.set_cipher_list("DEFAULT:@SECLEVEL=0").map_err(setup)?;
+    }
+    if let Some((cert, chain, key)) = &client {
+        let bad = |e: openssl::error::ErrorStack| MailError::ClientCert(e.to_string());
+        ssl.set_certificate(cert).map_err(bad)?;
+        ssl.set_private_key(key).map_err(bad)?;
+        for c in chain {
+            ssl.add_chain_cert(c.clone()).map_err(bad)?;
+        }
+    }
+    let mut note = match (&key.0, verify) {
+        (_, false) => {
+            "certificate verification is off (verify = kFalse or TRUSTEDSITE)".to_string()
+        }
         (Some(d), true) => format!(
             "verifying against the system store and {} certificate(s) from {}",
             cached.loaded,
@@ -130,6 +225,12 @@ pub fn client_ssl(host: &Host, verify: bool) -> Result<(Ssl, String), MailError>
         ),
         (None, true) => "verifying against the system store".to_string(),
     };
+    if settings.fallback {
+        note.push_str("; TLS 1.0 and legacy suites allowed (SECURE_FALLBACK)");
+    }
+    if client.is_some() {
+        note.push_str("; client certificate ready");
+    }
     Ok((ssl, note))
 }
 
