@@ -108,7 +108,7 @@ static IMAP_CONNECT: [MailextParam; 10] = [
     ),
     p(
         c"eventproc",
-        CHAR,
+        PROC,
         OPT,
         None,
         c"method called with CONNECT, DISCONNECT, TIMEOUT, CANCEL, COMMAND and PROGRESS events",

@@ -116,9 +116,9 @@ fn load_client_cert(c: &ClientCert) -> Result<(X509, Vec<X509>, PKey<Private>), 
     let (cert, chain, key) = if !looks_pem {
         let p12 = Pkcs12::from_der(&bytes)
             .map_err(|_| fail(format!("{} is neither PEM nor PKCS#12", c.cert)))?;
-        let parsed = p12.parse2(pass).map_err(|_| {
+        let parsed = p12.parse2(pass).map_err(|e| {
             fail(format!(
-                "cannot open the PKCS#12 file {} (wrong CERTPASS?)",
+                "cannot open the PKCS#12 file {} (wrong CERTPASS?): {e}",
                 c.cert
             ))
         })?;

@@ -17,13 +17,16 @@ pub const PASSWORD2: &str = "pä\"ss\\wörd";
 pub struct Options {
     pub auth_mechanisms: &'static str,
     pub listen_v6: bool,
+    /// Configuration appended as is (client-certificate requirements...).
+    pub extra: String,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
-            auth_mechanisms: "plain login cram-md5",
+            auth_mechanisms: "plain login cram-md5 scram-sha-256",
             listen_v6: true,
+            extra: String::new(),
         }
     }
 }
@@ -131,7 +134,9 @@ service anvil {{
 protocol imap {{
   mail_max_userip_connections = 1000
 }}
+{extra}
 "#,
+            extra = opts.extra,
             dir = d.display(),
             mechs = opts.auth_mechanisms,
         );

@@ -4,6 +4,7 @@
 
 pub mod dovecot;
 pub mod pki;
+pub mod proxies;
 pub mod scripted;
 
 use dovecot::{Dovecot, Options};

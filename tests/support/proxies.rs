@@ -17,7 +17,6 @@
 //!   bound address 0.0.0.0:0 (ATYP 1).
 #![allow(dead_code)]
 
-use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -240,10 +239,9 @@ fn wait_ready(child: &mut Child, port: u16) -> Result<(), String> {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("it exited with {status}"));
         }
-        if let Ok(s) = TcpStream::connect_timeout(
-            &([127, 0, 0, 1], port).into(),
-            Duration::from_millis(200),
-        ) {
+        if let Ok(s) =
+            TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+        {
             drop(s);
             return Ok(());
         }
@@ -259,13 +257,8 @@ fn stop(child: &mut Child) {
 }
 
 fn read_logs(dir: &Path, names: &[&str]) -> String {
-    let mut all = String::new();
-    for n in names {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(dir.join(n)) {
-            let _ = f.read_to_string(&mut s);
-        }
-        all.push_str(&s);
-    }
-    all
+    names
+        .iter()
+        .map(|n| std::fs::read_to_string(dir.join(n)).unwrap_or_default())
+        .collect()
 }

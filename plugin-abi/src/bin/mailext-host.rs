@@ -453,11 +453,21 @@ impl Report<'_> {
             .iter()
             .map(|s| json!({ "proc": s.proc_name, "message": s.message }))
             .collect();
+        let events: Vec<Value> = self
+            .outcome
+            .events
+            .iter()
+            .map(|e| {
+                json!({ "proc": e.proc_name, "event": e.kind, "socket": e.socket,
+                        "code": e.code, "done": e.done, "total": e.total, "text": e.text })
+            })
+            .collect();
         let mut obj = json!({
             "line": self.line,
             "command": self.command,
             "return": self.outcome.ret.as_ref().map_or(Value::Null, to_json),
             "status": status,
+            "events": events,
             "lists": lists,
             "outputs": outputs,
         });
@@ -473,6 +483,22 @@ impl Report<'_> {
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
         for s in &self.outcome.status {
             writeln!(out, "  {}: {}", escape(&s.proc_name), escape(&s.message))?;
+        }
+        for e in &self.outcome.events {
+            let mut line = format!(
+                "  {}: EVENT {} socket={} code={}",
+                escape(&e.proc_name),
+                e.kind,
+                e.socket,
+                e.code
+            );
+            if e.kind == "PROGRESS" {
+                line.push_str(&format!(" {}/{}", e.done, e.total));
+            }
+            if !e.text.is_empty() {
+                line.push_str(&format!(" {}", escape(&e.text)));
+            }
+            writeln!(out, "{line}")?;
         }
         for (name, l) in &self.lists {
             let names: Vec<&str> = l.columns.iter().map(|(c, _)| c.as_str()).collect();
