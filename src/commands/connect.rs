@@ -105,32 +105,13 @@ impl ConnectPlan {
                 )))
             }
         };
-        let opt_mode = if options.secure_implicit {
-            Some(SecureMode::Implicit)
-        } else if options.secure_explicit {
-            Some(SecureMode::StartTls)
-        } else {
-            None
-        };
-        if let (Some(a), Some(o)) = (arg_mode, opt_mode) {
-            if a != o {
-                return Err(MailError::BadValue(
-                    "the secure argument and the SECURE_* option ask for different modes".into(),
-                ));
-            }
-        }
-        let chosen = arg_mode.or(opt_mode);
-        let default_port = match chosen {
+        let chosen = secure_mode(arg_mode, &options)?;
+        let default_port = d.remoteport.unwrap_or(match chosen {
             Some(SecureMode::Implicit) => IMAPS_PORT,
-            _ => d.remoteport.unwrap_or(IMAP_PORT),
-        };
-        let server = parse_server(&server, default_port)?;
-        // The pages: the secure port with no secure mode means implicit TLS.
-        let mode = chosen.unwrap_or(if server.port == IMAPS_PORT {
-            SecureMode::Implicit
-        } else {
-            SecureMode::Plain
+            _ => IMAP_PORT,
         });
+        let server = parse_server(&server, default_port)?;
+        let mode = mode_for_port(chosen, server.port);
         // kUnknown keeps the safe default.
         let verify = call.boolean(VERIFY)? != Some(MAILEXT_FALSE) && !options.trusted_site;
         let explicit_timeout = match call.integer(TIMEOUT)? {
@@ -245,6 +226,35 @@ impl ConnectPlan {
             ..Default::default()
         })
     }
+}
+
+/// The secure argument and the SECURE_* options must agree.
+fn secure_mode(
+    arg: Option<SecureMode>,
+    options: &ConnectOptions,
+) -> Result<Option<SecureMode>, MailError> {
+    let opt = if options.secure_implicit {
+        Some(SecureMode::Implicit)
+    } else if options.secure_explicit {
+        Some(SecureMode::StartTls)
+    } else {
+        None
+    };
+    match (arg, opt) {
+        (Some(a), Some(o)) if a != o => Err(MailError::BadValue(
+            "the secure argument and the SECURE_* option ask for different modes".into(),
+        )),
+        _ => Ok(arg.or(opt)),
+    }
+}
+
+/// The pages: the secure port with no secure mode means implicit TLS.
+fn mode_for_port(chosen: Option<SecureMode>, port: u16) -> SecureMode {
+    chosen.unwrap_or(if port == IMAPS_PORT {
+        SecureMode::Implicit
+    } else {
+        SecureMode::Plain
+    })
 }
 
 pub fn connect(call: &HostCall) -> Result<Ret, MailError> {
@@ -485,4 +495,31 @@ pub fn attach_thread(call: &HostCall) -> Result<Ret, MailError> {
     drop(held);
     call.status(&format!("Socket {id} now belongs to this thread"));
     Ok(Ret::Integer(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secure_port_means_implicit_unless_a_mode_is_given() {
+        assert_eq!(mode_for_port(None, 993), SecureMode::Implicit);
+        assert_eq!(mode_for_port(None, 143), SecureMode::Plain);
+        assert_eq!(
+            mode_for_port(Some(SecureMode::StartTls), 993),
+            SecureMode::StartTls
+        );
+        let implicit = ConnectOptions::parse("SECURE_IMPLICIT").unwrap();
+        let none = ConnectOptions::default();
+        assert_eq!(
+            secure_mode(None, &implicit).unwrap(),
+            Some(SecureMode::Implicit)
+        );
+        assert_eq!(
+            secure_mode(Some(SecureMode::Implicit), &implicit).unwrap(),
+            Some(SecureMode::Implicit)
+        );
+        assert!(secure_mode(Some(SecureMode::StartTls), &implicit).is_err());
+        assert_eq!(secure_mode(None, &none).unwrap(), None);
+    }
 }
