@@ -36,8 +36,8 @@ fn omitted_arguments_take_the_configured_defaults() {
     let lines: Vec<&str> = script.iter().map(String::as_str).collect();
     let out = host_json(&lines, &[], None);
     assert_eq!(out.len(), script.len(), "{out:?}");
-    for k in 0..5 {
-        assert_eq!(out[k]["return"], 0, "{}", out[k]);
+    for o in &out[..5] {
+        assert_eq!(o["return"], 0, "{o}");
     }
     assert_eq!(out[5]["return"], -1132, "the password is never read back");
     assert_eq!(out[6]["return"], "u11");
