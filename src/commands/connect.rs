@@ -267,21 +267,32 @@ pub fn connect(call: &HostCall) -> Result<Ret, MailError> {
     let mut obs =
         CommandObserver::new(call, call.list(RESPONSES))?.with_events(plan.event_proc.clone(), id);
     let r = plan.establish(&mut obs, control.cancel.receiver());
-    obs.event(connect_event(&plan, r.as_ref().err()));
+    for e in connect_events(&plan, r.as_ref().err()) {
+        obs.event(e);
+    }
     let sock = r?;
     IMAP_SOCKETS.insert_at(id, sock, control);
     obs.status(&format!("Socket {id} is ready"));
     Ok(Ret::Socket(id))
 }
 
-fn connect_event(plan: &ConnectPlan, e: Option<&MailError>) -> MailEvent {
+/// CONNECT with the outcome, after TIMEOUT / CANCEL when that was it.
+fn connect_events(plan: &ConnectPlan, e: Option<&MailError>) -> Vec<MailEvent> {
     match e {
-        None => MailEvent::new(
+        None => vec![MailEvent::new(
             EventKind::Connect,
             0,
             format!("connected to {} as {}", plan.server, plan.creds.username),
-        ),
-        Some(e) => MailEvent::new(EventKind::Connect, e.code() as i64, e.to_string()),
+        )],
+        Some(e) => MailEvent::for_error(e)
+            .filter(|ev| ev.kind != EventKind::Disconnect)
+            .into_iter()
+            .chain([MailEvent::new(
+                EventKind::Connect,
+                e.code() as i64,
+                e.to_string(),
+            )])
+            .collect(),
     }
 }
 
@@ -346,7 +357,9 @@ fn start_async(
             let mut log = Recorded::default();
             let r = plan.establish(&mut log, ctl.cancel.receiver());
             ctl.cancel.end();
-            ctl.queue(connect_event(&plan, r.as_ref().err()));
+            for e in connect_events(&plan, r.as_ref().err()) {
+                ctl.queue(e);
+            }
             {
                 let mut shared = recorded.lock().unwrap_or_else(|p| p.into_inner());
                 shared.status.append(&mut log.status);
