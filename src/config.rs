@@ -195,7 +195,10 @@ pub fn get(name: &str) -> Result<Value, MailError> {
             ))
         }
         "timeout" => Value::Integer(d.timeout.unwrap_or(0) as i64),
-        "options" => d.options.unwrap_or(Value::Integer(0)),
+        "options" => match d.options {
+            Some(Value::Text(t)) => Value::Text(crate::options::redacted(&t)),
+            other => other.unwrap_or(Value::Integer(0)),
+        },
         // The proxy URL may hold the proxy's password: show it without.
         "tunnel" => Value::Text(d.tunnel.map(|u| show_tunnel(&u)).unwrap_or_default()),
         "resolve" => {

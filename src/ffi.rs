@@ -94,7 +94,14 @@ unsafe extern "C" fn call(
         }
         // Copy only what the host's struct has: fields it predates stay NULL.
         let mut copy = std::mem::MaybeUninit::<MailextHostCallbacks>::zeroed();
-        let n = given.min(std::mem::size_of::<MailextHostCallbacks>());
+        // Whole fields only: a struct that ends inside a pointer has no such field.
+        let event_end =
+            std::mem::offset_of!(MailextHostCallbacks, event) + std::mem::size_of::<usize>();
+        let n = if given >= event_end {
+            std::mem::size_of::<MailextHostCallbacks>()
+        } else {
+            CALLBACKS_1_0_SIZE
+        };
         std::ptr::copy_nonoverlapping(host as *const u8, copy.as_mut_ptr() as *mut u8, n);
         // SAFETY: every field is a pointer, an Option of a fn pointer or an
         // integer, for all of which all-zero bytes are valid.

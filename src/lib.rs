@@ -15,4 +15,5 @@ pub mod host_call;
 pub mod imap;
 pub mod net;
 pub mod options;
+pub mod smtp;
 pub mod socket_table;

@@ -105,8 +105,9 @@ impl std::fmt::Debug for ClientCert {
     }
 }
 
-/// Every connect option, parsed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Every connect option, parsed. Debug leaves out the proxy URL (it may
+/// carry a password).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ConnectOptions {
     pub identify: bool,
     pub trusted_site: bool,
@@ -120,6 +121,50 @@ pub struct ConnectOptions {
     pub auth: AuthType,
     pub own_thread: bool,
     pub asynchronous: bool,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("identify", &self.identify)
+            .field("trusted_site", &self.trusted_site)
+            .field("secure_explicit", &self.secure_explicit)
+            .field("secure_implicit", &self.secure_implicit)
+            .field("fallback", &self.fallback)
+            .field("prefer_ipv6", &self.prefer_ipv6)
+            .field("tunnel", &self.tunnel.as_ref().map(|t| t.is_some()))
+            .field("client_cert", &self.client_cert)
+            .field("auth", &self.auth)
+            .field("own_thread", &self.own_thread)
+            .field("asynchronous", &self.asynchronous)
+            .finish()
+    }
+}
+
+/// The options text with secrets taken out (for MailGetConfig).
+pub fn redacted(text: &str) -> String {
+    let Ok(list) = tokens(text) else {
+        return String::new();
+    };
+    list.into_iter()
+        .map(
+            |(name, value)| match (name.to_ascii_uppercase().as_str(), value) {
+                ("CERTPASS", Some(_)) => format!("{name}=<redacted>"),
+                ("TUNNEL", Some(url)) => format!(
+                    "{name}={}",
+                    crate::net::proxy::parse_proxy(&url)
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|_| "<redacted>".into())
+                ),
+                (_, Some(v)) if v.chars().any(|c| c.is_whitespace() || c == ',') => {
+                    format!("{name}=\"{v}\"")
+                }
+                (_, Some(v)) => format!("{name}={v}"),
+                (_, None) => name,
+            },
+        )
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl ConnectOptions {
@@ -203,11 +248,22 @@ impl ConnectOptions {
                         Some(value.unwrap_or_default())
                 }
                 _ => {
+                    // Only a name-like token is echoed: an unquoted value cut
+                    // at a space or comma may be part of a password.
+                    let shown = if name.len() <= 32
+                        && name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    {
+                        format!("{name:?}")
+                    } else {
+                        "(not shown; quote values that hold spaces or commas)".into()
+                    };
                     return Err(MailError::BadValue(format!(
-                        "unknown option {name:?}; known: IDENTIFY, TRUSTEDSITE, SECURE_EXPLICIT, \
+                        "unknown option {shown}; known: IDENTIFY, TRUSTEDSITE, SECURE_EXPLICIT, \
                          SECURE_IMPLICIT, SECURE_FALLBACK, PREFER_IPV6, TUNNEL[=url], AUTH=type, \
                          CERT=file, KEY=file, CERTPASS=password, FREETHREAD, OWNTHREAD, ASYNC"
-                    )))
+                    )));
                 }
             }
         }
@@ -339,6 +395,11 @@ mod tests {
     #[test]
     fn refusals_are_clear() {
         assert!(err("IDENTIFI").contains("unknown option \"IDENTIFI\""));
+        assert!(!err("CERT=/c.p12 CERTPASS=abc,secret:part").contains("secret"));
+        assert_eq!(
+            redacted("IDENTIFY CERTPASS=hunter2 TUNNEL=http://u:pw@p:3128 CERT=\"/a b\""),
+            "IDENTIFY CERTPASS=<redacted> TUNNEL=http://p:3128 CERT=\"/a b\""
+        );
         assert!(err("IDENTIFY IDENTIFY").contains("twice"));
         assert!(err("TRUSTEDSITE=1").contains("takes no value"));
         assert!(err("AUTH").contains("needs a value"));

@@ -9,7 +9,6 @@ use crate::imap::session::ImapSession;
 use crate::net::connection::Connection;
 use crossbeam_channel::{Receiver, Sender};
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, TryLockError};
 use std::thread::ThreadId;
@@ -30,7 +29,9 @@ pub struct ImapSocket {
 pub struct CancelToken {
     tx: Sender<()>,
     rx: Receiver<()>,
-    busy: AtomicBool,
+    /// Whether a call runs; the lock also orders cancel against begin / end,
+    /// so a signal never outlives the call it was meant for.
+    busy: Mutex<bool>,
 }
 
 impl Default for CancelToken {
@@ -39,7 +40,7 @@ impl Default for CancelToken {
         CancelToken {
             tx,
             rx,
-            busy: AtomicBool::new(false),
+            busy: Mutex::new(false),
         }
     }
 }
@@ -51,21 +52,24 @@ impl CancelToken {
 
     /// A blocking call starts: a signal left over from an earlier one is void.
     pub fn begin(&self) {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         while self.rx.try_recv().is_ok() {}
-        self.busy.store(true, Ordering::SeqCst);
+        *busy = true;
     }
 
     pub fn end(&self) {
-        self.busy.store(false, Ordering::SeqCst);
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        while self.rx.try_recv().is_ok() {}
+        *busy = false;
     }
 
     /// True when a call was running and has been told to stop.
     pub fn cancel(&self) -> bool {
-        if !self.busy.load(Ordering::SeqCst) {
-            return false;
+        let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        if *busy {
+            let _ = self.tx.try_send(());
         }
-        let _ = self.tx.try_send(());
-        true
+        *busy
     }
 }
 

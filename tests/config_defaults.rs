@@ -32,6 +32,8 @@ fn omitted_arguments_take_the_configured_defaults() {
         "MailSetConfig(\"options\", \"NOPE\")".to_string(),
         "MailSetConfig(\"timeout\", \"soon\")".to_string(),
         "MailSetConfig(\"colour\", 1)".to_string(),
+        "MailSetConfig(\"options\", \"CERT=/x.p12 CERTPASS=Hunter22 TUNNEL=http://u:Pw0rd@p:3128\")".to_string(),
+        "y = MailGetConfig(\"options\")".to_string(),
     ];
     let lines: Vec<&str> = script.iter().map(String::as_str).collect();
     let out = host_json(&lines, &[], None);
@@ -56,10 +58,18 @@ fn omitted_arguments_take_the_configured_defaults() {
     assert_eq!(out[15]["return"], -1132);
     assert_eq!(out[16]["return"], -1132);
     assert_eq!(out[17]["return"], -1132);
+    assert_eq!(out[18]["return"], 0);
+    assert_eq!(
+        out[19]["return"],
+        "CERT=/x.p12 CERTPASS=<redacted> TUNNEL=http://p:3128"
+    );
     for o in &out {
         for field in ["status", "events", "return", "lists"] {
             let t = o[field].to_string();
-            assert!(!t.contains(PASSWORD) && !t.contains("Pw0rd"), "{t}");
+            assert!(
+                !t.contains(PASSWORD) && !t.contains("Pw0rd") && !t.contains("Hunter22"),
+                "{t}"
+            );
         }
     }
 }

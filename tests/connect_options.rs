@@ -421,6 +421,11 @@ fn tunnels_through_real_proxies_keep_tls_end_to_end() {
         assert_eq!(o.code(), -1136, "{opt}: {}", env().plugin.last_error());
         no_secret(&o, "nope");
     }
+    // The bare TUNNEL bit with no proxy configured: a port forward already in
+    // place, so a direct connection (SocketTools' meaning).
+    let (o, _) = connect_with(&local(d.imap_port), USER, PASSWORD, 0, 0, i(0x400));
+    assert!(o.code() > 0, "{}", env().plugin.last_error());
+    assert_eq!(disconnect(o.code()).code(), 0);
     // A mail server the proxy cannot reach.
     let closed = support::dovecot::free_port();
     let (o, _) = connect_with(&local(closed), USER, PASSWORD, 1, 0, s(&cases[2]));

@@ -63,11 +63,15 @@ impl ConnectPlan {
     /// configured default.
     pub fn from_call(call: &HostCall) -> Result<ConnectPlan, MailError> {
         let d = config::defaults();
-        let options = match call.kind(OPTIONS) {
-            MAILEXT_KIND_CHARACTER => {
-                ConnectOptions::parse(&call.string(OPTIONS)?.unwrap_or_default())?
+        let given_text = match call.kind(OPTIONS) {
+            MAILEXT_KIND_CHARACTER => non_empty(call.string(OPTIONS)?),
+            _ => None,
+        };
+        let options = match (call.kind(OPTIONS), given_text) {
+            (_, Some(text)) => ConnectOptions::parse(&text)?,
+            (MAILEXT_KIND_INTEGER, _) => {
+                ConnectOptions::from_bits(call.integer(OPTIONS)?.unwrap_or(0))?
             }
-            MAILEXT_KIND_INTEGER => ConnectOptions::from_bits(call.integer(OPTIONS)?.unwrap_or(0))?,
             _ => match &d.options {
                 Some(config::Value::Integer(b)) => ConnectOptions::from_bits(*b)?,
                 Some(config::Value::Text(t)) => ConnectOptions::parse(t)?,
@@ -111,7 +115,14 @@ impl ConnectPlan {
             _ => IMAP_PORT,
         });
         let server = parse_server(&server, default_port)?;
-        let mode = mode_for_port(chosen, server.port);
+        // A bare TUNNEL with no proxy configured is a port forward already in
+        // place (SocketTools): connect directly, with no port-based defaults.
+        let forward = options.tunnel == Some(None) && d.tunnel.is_none();
+        let mode = if forward {
+            chosen.unwrap_or(SecureMode::Plain)
+        } else {
+            mode_for_port(chosen, server.port)
+        };
         // kUnknown keeps the safe default.
         let verify = call.boolean(VERIFY)? != Some(MAILEXT_FALSE) && !options.trusted_site;
         let explicit_timeout = match call.integer(TIMEOUT)? {
@@ -125,14 +136,10 @@ impl ConnectPlan {
             }
         }
         .map(Duration::from_secs);
-        let tunnel = match &options.tunnel {
-            None => None,
-            Some(Some(url)) => Some(parse_proxy(url)?),
-            Some(None) => Some(parse_proxy(d.tunnel.as_deref().ok_or_else(|| {
-                MailError::BadValue(
-                    "TUNNEL needs a proxy: TUNNEL=url, or MailSetConfig(\"tunnel\", url)".into(),
-                )
-            })?)?),
+        let tunnel = match (&options.tunnel, &d.tunnel) {
+            (Some(Some(url)), _) => Some(parse_proxy(url)?),
+            (Some(None), Some(url)) => Some(parse_proxy(url)?),
+            _ => None,
         };
         Ok(ConnectPlan {
             server,
@@ -301,6 +308,7 @@ fn connect_events(plan: &ConnectPlan, e: Option<&MailError>) -> Vec<MailEvent> {
 struct Recorded {
     status: Vec<String>,
     responses: Vec<String>,
+    events: Vec<MailEvent>,
 }
 
 impl Observer for Recorded {
@@ -310,7 +318,9 @@ impl Observer for Recorded {
     fn response(&mut self, line: &str) {
         self.responses.push(line.to_string());
     }
-    // Events go to the socket's queue (see `start_async`), not here.
+    fn event(&mut self, e: MailEvent) {
+        self.events.push(e);
+    }
 }
 
 struct Pending {
@@ -350,13 +360,17 @@ fn start_async(
         )
     });
     let ctl = control.clone();
+    // Armed before the thread runs, so an IMAPCancel right away still counts.
+    control.cancel.begin();
     let spawned = std::thread::Builder::new()
         .name("mailext-connect".into())
         .spawn(move || {
-            ctl.cancel.begin();
             let mut log = Recorded::default();
             let r = plan.establish(&mut log, ctl.cancel.receiver());
             ctl.cancel.end();
+            for e in log.events.drain(..) {
+                ctl.queue(e);
+            }
             for e in connect_events(&plan, r.as_ref().err()) {
                 ctl.queue(e);
             }
@@ -382,6 +396,7 @@ fn start_async(
             let _ = tx.send(outcome);
         });
     if let Err(e) = spawned {
+        control.cancel.end();
         pending(|p| p.remove(&id));
         return Err(MailError::Internal(format!(
             "cannot start the connect thread: {e}"
@@ -457,9 +472,10 @@ pub fn wait(call: &HostCall) -> Result<Ret, MailError> {
                 limit.as_secs()
             )))
         }
-        Err(RecvTimeoutError::Disconnected) => Err(MailError::Internal(
-            "the connect thread ended without an outcome".into(),
-        )),
+        // Another IMAPWait collected it first.
+        Err(RecvTimeoutError::Disconnected) => Err(MailError::BadSocket(format!(
+            "{id}: its outcome went to another IMAPWait"
+        ))),
     };
     pending(|p| p.remove(&id));
     let rec = std::mem::take(&mut *recorded.lock().unwrap_or_else(|p| p.into_inner()));

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 /// Closes and frees a socket the host never received.
 pub fn abandon(id: i64) {
+    super::connect::forget_pending(id);
     if let Ok(entry) = IMAP_SOCKETS.get(id) {
         IMAP_SOCKETS.remove(id);
         if let Ok(mut s) = lock(&entry, id) {

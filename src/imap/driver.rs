@@ -19,6 +19,10 @@ pub trait Transport {
     /// (bytes injected before the handshake). Returns a milestone text.
     fn start_tls(&mut self, consumed: u64, deadline: Option<Instant>) -> Result<String, MailError>;
     fn now(&self) -> Instant;
+    /// Bytes that have left for the server so far (upload progress).
+    fn bytes_written(&self) -> u64 {
+        0
+    }
 }
 
 /// Receives what a command shows the caller.

@@ -13,4 +13,4 @@ pub mod simple;
 pub mod values;
 
 #[cfg(test)]
-mod transcript;
+pub(crate) mod transcript;

@@ -13,21 +13,21 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
-enum Entry {
+pub(crate) enum Entry {
     Server(String),
     Client(String),
     Tls,
     Silence,
 }
 
-struct Script {
-    entries: VecDeque<Entry>,
+pub(crate) struct Script {
+    pub(crate) entries: VecDeque<Entry>,
     sent: Vec<u8>,
     now: Instant,
 }
 
 impl Script {
-    fn parse(text: &str) -> Script {
+    pub(crate) fn parse(text: &str) -> Script {
         let entries = text
             .lines()
             .map(str::trim_start)
@@ -106,9 +106,9 @@ impl Transport for Script {
 }
 
 #[derive(Default)]
-struct Seen {
-    status: Vec<String>,
-    responses: Vec<String>,
+pub(crate) struct Seen {
+    pub(crate) status: Vec<String>,
+    pub(crate) responses: Vec<String>,
 }
 
 impl Observer for Seen {

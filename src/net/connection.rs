@@ -29,6 +29,8 @@ pub struct Connection {
     cancel: Receiver<()>,
     /// Plaintext bytes the proxy exchange consumed before the mail protocol.
     pub pre_consumed: u64,
+    /// Bytes the I/O thread has handed to the kernel, in all.
+    written: u64,
     closed: bool,
 }
 
@@ -166,6 +168,7 @@ impl Connection {
                         tls,
                         cancel,
                         pre_consumed: 0,
+                        written: 0,
                         closed: false,
                     });
                 }
@@ -257,7 +260,7 @@ impl Connection {
         (data, false)
     }
 
-    fn take(&self, ev: Event) -> Result<Vec<u8>, MailError> {
+    fn take(&mut self, ev: Event) -> Result<Vec<u8>, MailError> {
         match ev {
             Event::Data(bytes) => {
                 self.flow.queued.fetch_sub(bytes.len(), Ordering::AcqRel);
@@ -267,7 +270,10 @@ impl Connection {
                 Ok(bytes)
             }
             // Upload progress: no data, but the wait clock restarts.
-            Event::Written(_) => Ok(Vec::new()),
+            Event::Written(n) => {
+                self.written += n as u64;
+                Ok(Vec::new())
+            }
             Event::Closed => Err(MailError::Closed("the server closed the connection".into())),
             Event::Failed(e) => Err(io_error(&e, &self.peer.to_string())),
             Event::TlsDone(Err(e)) => Err(e),
@@ -352,5 +358,9 @@ impl Transport for Connection {
 
     fn now(&self) -> Instant {
         Instant::now()
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.written
     }
 }
