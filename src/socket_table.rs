@@ -108,40 +108,60 @@ impl SocketControl {
     }
 }
 
+/// What a table holds: a session that knows whether it was closed and can
+/// be marked unusable after a panic.
+pub trait TableSocket {
+    fn is_closed(&self) -> bool;
+    fn poison(&mut self, e: MailError);
+}
+
+impl TableSocket for ImapSocket {
+    fn is_closed(&self) -> bool {
+        self.closed
+    }
+    fn poison(&mut self, e: MailError) {
+        self.session.broken.get_or_insert(e);
+    }
+}
+
 /// One table entry: the session (one thread at a time) and its control side.
-pub struct SocketEntry {
-    pub state: Mutex<ImapSocket>,
+pub struct SocketEntry<T = ImapSocket> {
+    pub state: Mutex<T>,
     pub control: Arc<SocketControl>,
 }
 
-pub struct SocketTable {
-    map: RwLock<Option<HashMap<i64, Arc<SocketEntry>>>>,
-    next: AtomicI64,
+/// Socket ids are unique across IMAP and SMTP, so one is never mistaken
+/// for the other.
+static NEXT_ID: AtomicI64 = AtomicI64::new(1);
+
+pub struct SocketTable<T = ImapSocket> {
+    map: RwLock<Option<HashMap<i64, Arc<SocketEntry<T>>>>>,
+    kind: &'static str,
 }
 
 /// Exclusive use of one socket for the length of a command.
-pub type SocketGuard<'a> = MutexGuard<'a, ImapSocket>;
+pub type SocketGuard<'a, T = ImapSocket> = MutexGuard<'a, T>;
 
-impl SocketTable {
-    pub const fn new() -> Self {
+impl<T> SocketTable<T> {
+    pub const fn new(kind: &'static str) -> Self {
         SocketTable {
             map: RwLock::new(None),
-            next: AtomicI64::new(1),
+            kind,
         }
     }
 
     /// A new id, for a socket that will be inserted later (asynchronous connect).
     pub fn reserve(&self) -> i64 {
-        self.next.fetch_add(1, Ordering::Relaxed)
+        NEXT_ID.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub fn insert(&self, s: ImapSocket, control: Arc<SocketControl>) -> i64 {
+    pub fn insert(&self, s: T, control: Arc<SocketControl>) -> i64 {
         let id = self.reserve();
         self.insert_at(id, s, control);
         id
     }
 
-    pub fn insert_at(&self, id: i64, s: ImapSocket, control: Arc<SocketControl>) {
+    pub fn insert_at(&self, id: i64, s: T, control: Arc<SocketControl>) {
         let entry = SocketEntry {
             state: Mutex::new(s),
             control,
@@ -153,14 +173,16 @@ impl SocketTable {
             .insert(id, Arc::new(entry));
     }
 
-    pub fn get(&self, id: i64) -> Result<Arc<SocketEntry>, MailError> {
+    pub fn get(&self, id: i64) -> Result<Arc<SocketEntry<T>>, MailError> {
         self.map
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .and_then(|m| m.get(&id))
             .cloned()
-            .ok_or_else(|| MailError::BadSocket(format!("{id} is not an open IMAP socket")))
+            .ok_or_else(|| {
+                MailError::BadSocket(format!("{id} is not an open {} socket", self.kind))
+            })
     }
 
     pub fn remove(&self, id: i64) {
@@ -182,14 +204,11 @@ impl SocketTable {
     }
 }
 
-impl Default for SocketTable {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// Takes the socket for this thread, or fails at once when another has it.
-pub fn lock(entry: &SocketEntry, id: i64) -> Result<SocketGuard<'_>, MailError> {
+pub fn lock<T: TableSocket>(
+    entry: &SocketEntry<T>,
+    id: i64,
+) -> Result<SocketGuard<'_, T>, MailError> {
     entry.control.check_owner(id)?;
     let guard = match entry.state.try_lock() {
         Ok(g) => g,
@@ -197,16 +216,16 @@ pub fn lock(entry: &SocketEntry, id: i64) -> Result<SocketGuard<'_>, MailError> 
         // A command panicked while holding it: the stream state is unknown.
         Err(TryLockError::Poisoned(p)) => {
             let mut g = p.into_inner();
-            g.session.broken.get_or_insert(MailError::Internal(
+            g.poison(MailError::Internal(
                 "an earlier command failed internally".into(),
             ));
             g
         }
     };
-    if guard.closed {
+    if guard.is_closed() {
         return Err(MailError::BadSocket(format!("{id} was disconnected")));
     }
     Ok(guard)
 }
 
-pub static IMAP_SOCKETS: SocketTable = SocketTable::new();
+pub static IMAP_SOCKETS: SocketTable = SocketTable::new("IMAP");

@@ -169,41 +169,23 @@ impl ConnectPlan {
         cancel: Receiver<()>,
     ) -> Result<ImapSocket, MailError> {
         let deadline = Instant::now() + self.timeout;
-        let first_hop = match &self.tunnel {
-            Some(p) => p.server_addr(),
-            None => self.server.clone(),
-        };
-        let addrs = resolve(&first_hop, deadline, &cancel)?;
-        let mut conn = Connection::open(
-            &first_hop,
-            &addrs,
-            self.prefer_ipv6,
-            self.tls.clone(),
+        let (mut conn, leftover) = open_transport(
+            &Route {
+                server: &self.server,
+                tunnel: self.tunnel.as_ref(),
+                prefer_ipv6: self.prefer_ipv6,
+                tls: self.tls.clone(),
+                implicit: self.mode == SecureMode::Implicit,
+                hint: "for STARTTLS use secure = 2",
+            },
             deadline,
             cancel,
-            &mut |m| obs.status(m),
+            obs,
         )?;
         let mut frag = Fragmentizer::new(FrameLimits::default());
-        if let Some(proxy) = &self.tunnel {
-            let leftover = conn.tunnel(proxy, &self.server, deadline, &mut |m| obs.status(m))?;
-            frag.push(&leftover);
-        }
-        // TLS and certificate checks are for the mail server, also through a proxy.
-        conn.host = self.server.host.clone();
+        frag.push(&leftover);
         let mut session = ImapSession::new(self.timeout);
-        if self.mode == SecureMode::Implicit {
-            obs.status("Starting the TLS handshake");
-            let info = conn.start_tls(0, Some(deadline)).map_err(|e| match e {
-                // Nothing was consumed yet, so these bytes are a plaintext greeting.
-                MailError::Injection(_) => MailError::TlsHandshake(format!(
-                    "{} did not answer with TLS: it sent plaintext first (for STARTTLS use secure = 2)",
-                    self.server
-                )),
-                e => e,
-            })?;
-            obs.status(&info);
-            session.tls = true;
-        }
+        session.tls = self.mode == SecureMode::Implicit;
         let settings = AuthSettings {
             auth: self.auth,
             identify: self.identify,
@@ -262,6 +244,61 @@ fn mode_for_port(chosen: Option<SecureMode>, port: u16) -> SecureMode {
     } else {
         SecureMode::Plain
     })
+}
+
+/// How to reach a mail server: directly or through a proxy, with or
+/// without TLS from the first byte.
+pub struct Route<'a> {
+    pub server: &'a ServerAddr,
+    pub tunnel: Option<&'a ProxySpec>,
+    pub prefer_ipv6: bool,
+    pub tls: TlsSettings,
+    pub implicit: bool,
+    /// Said when a server answers implicit TLS in plaintext.
+    pub hint: &'static str,
+}
+
+/// Resolves, connects (Happy Eyeballs), opens the tunnel and does implicit
+/// TLS. Returns the connection and bytes the server already sent.
+pub fn open_transport(
+    r: &Route,
+    deadline: Instant,
+    cancel: Receiver<()>,
+    obs: &mut dyn Observer,
+) -> Result<(Connection, Vec<u8>), MailError> {
+    let first_hop = match r.tunnel {
+        Some(p) => p.server_addr(),
+        None => r.server.clone(),
+    };
+    let addrs = resolve(&first_hop, deadline, &cancel)?;
+    let mut conn = Connection::open(
+        &first_hop,
+        &addrs,
+        r.prefer_ipv6,
+        r.tls.clone(),
+        deadline,
+        cancel,
+        &mut |m| obs.status(m),
+    )?;
+    let mut leftover = Vec::new();
+    if let Some(proxy) = r.tunnel {
+        leftover = conn.tunnel(proxy, r.server, deadline, &mut |m| obs.status(m))?;
+    }
+    // TLS and certificate checks are for the mail server, also through a proxy.
+    conn.host = r.server.host.clone();
+    if r.implicit {
+        obs.status("Starting the TLS handshake");
+        let info = conn.start_tls(0, Some(deadline)).map_err(|e| match e {
+            // Nothing was consumed yet, so these bytes are a plaintext greeting.
+            MailError::Injection(_) => MailError::TlsHandshake(format!(
+                "{} did not answer with TLS: it sent plaintext first ({})",
+                r.server, r.hint
+            )),
+            e => e,
+        })?;
+        obs.status(&info);
+    }
+    Ok((conn, leftover))
 }
 
 pub fn connect(call: &HostCall) -> Result<Ret, MailError> {
@@ -413,8 +450,11 @@ fn control_of(id: i64) -> Result<Arc<SocketControl>, MailError> {
     if let Ok(e) = IMAP_SOCKETS.get(id) {
         return Ok(e.control.clone());
     }
+    if let Ok(e) = super::smtp::SMTP_SOCKETS.get(id) {
+        return Ok(e.control.clone());
+    }
     pending(|p| p.get(&id).map(|x| x.control.clone()))
-        .ok_or_else(|| MailError::BadSocket(format!("{id} is not an open IMAP socket")))
+        .ok_or_else(|| MailError::BadSocket(format!("{id} is not an open socket")))
 }
 
 /// IMAPDisconnect of a connect still running: forget it; the connect

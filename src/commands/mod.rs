@@ -5,6 +5,7 @@ mod connect;
 mod family;
 mod imap;
 mod misc;
+mod smtp;
 
 use crate::error::{set_last_error, MailError};
 use crate::host_call::HostCall;
@@ -60,6 +61,7 @@ pub unsafe fn dispatch(
             // The host never learns a socket it refused: close it, or it leaks.
             if let Ret::Socket(id) = ret {
                 imap::abandon(id);
+                smtp::abandon(id);
             }
             set_last_error(&MailError::BadList(
                 "the host refused the return value".into(),

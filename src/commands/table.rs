@@ -1,7 +1,7 @@
 //! The command table in ABI form (static data the host reads) and the
 //! handlers, in the same order.
 
-use super::{connect, family, imap, misc, Handler};
+use super::{connect, family, imap, misc, smtp, Handler};
 use plugin_abi::*;
 use std::ffi::CStr;
 
@@ -114,6 +114,109 @@ static IMAP_CONNECT: [MailextParam; 10] = [
         c"method called with CONNECT, DISCONNECT, TIMEOUT, CANCEL, COMMAND and PROGRESS events",
     ),
 ];
+const SMTP_SOCKET: MailextParam = p(c"socket", INT, IN, None, c"socket returned by SMTPConnect");
+static SMTP_CONNECT: [MailextParam; 11] = [
+    p(
+        c"server",
+        CHAR,
+        IN,
+        None,
+        c"host name or address, optionally :port (25; 587 turns EHLO on; 465 means TLS from the first byte)",
+    ),
+    p(
+        c"localname",
+        CHAR,
+        OPT,
+        None,
+        c"the EHLO / HELO name (default: this machine's name)",
+    ),
+    p(
+        c"username",
+        CHAR,
+        OPT,
+        None,
+        c"user name; empty = no authentication",
+    ),
+    p(
+        c"password",
+        CHAR,
+        OPT,
+        None,
+        c"password, or the access token for XOAUTH2 / OAUTHBEARER; never shown",
+    ),
+    STSPROC,
+    RESPONSES,
+    p(
+        c"secure",
+        INT | BOOL,
+        OPT,
+        Some(c"0"),
+        c"0 plaintext, 1 TLS from the first byte, 2 STARTTLS",
+    ),
+    p(
+        c"verify",
+        BOOL | INT,
+        OPT,
+        Some(c"kTrue"),
+        c"verify the server certificate and host name",
+    ),
+    p(
+        c"timeout",
+        INT,
+        OPT,
+        Some(c"0"),
+        c"seconds to wait for the server; 0 = the configured timeout, else commstimeout",
+    ),
+    p(
+        c"options",
+        INT | CHAR,
+        OPT,
+        Some(c"\"\""),
+        c"connect options as for IMAPConnect, plus EXTENDED (EHLO)",
+    ),
+    p(
+        c"eventproc",
+        PROC,
+        OPT,
+        None,
+        c"method called with CONNECT, DISCONNECT, TIMEOUT, CANCEL, COMMAND and PROGRESS events",
+    ),
+];
+static SMTP_SEND_MESSAGE: [MailextParam; 8] = [
+    SMTP_SOCKET,
+    p(c"from", CHAR, IN, None, c"the envelope sender (MAIL FROM)"),
+    p(
+        c"recipients",
+        CHAR,
+        IN,
+        None,
+        c"envelope recipients, separated by commas or semicolons",
+    ),
+    p(
+        c"message",
+        DATA,
+        IN,
+        None,
+        c"the whole RFC 5322 message, headers and body",
+    ),
+    p(
+        c"options",
+        CHAR,
+        OPT,
+        None,
+        c"DSN requests: NOTIFY=SUCCESS,FAILURE RET=HDRS ENVID=id",
+    ),
+    p(
+        c"resultlist",
+        LIST,
+        OPT,
+        None,
+        c"one row per recipient: address, code, text, accepted",
+    ),
+    STSPROC,
+    RESPONSES,
+];
+static SMTP_SOCKET_STS_RESPONSES: [MailextParam; 3] = [SMTP_SOCKET, STSPROC, RESPONSES];
 static WAIT: [MailextParam; 4] = [
     SOCKET,
     p(
@@ -378,7 +481,7 @@ const fn c(
     }
 }
 
-pub const COMMAND_COUNT: usize = 28;
+pub const COMMAND_COUNT: usize = 33;
 
 pub static COMMANDS: [MailextCommand; COMMAND_COUNT] = [
     c(
@@ -544,6 +647,31 @@ pub static COMMANDS: [MailextCommand; COMMAND_COUNT] = [
         &ATTACH,
         c"Makes the calling thread the owner of a socket (option OWNTHREAD)",
     ),
+    c(
+        c"SMTPConnect",
+        INT,
+        &SMTP_CONNECT,
+        c"Connects (and logs in) to an SMTP server; returns a socket or a negative code",
+    ),
+    c(
+        c"SMTPSendMessage",
+        INT,
+        &SMTP_SEND_MESSAGE,
+        c"Sends one message to its recipients; fills a list with each recipient's result",
+    ),
+    c(c"SMTPNoOp", INT, &SMTP_SOCKET_STS_RESPONSES, c"Sends NOOP"),
+    c(
+        c"SMTPReset",
+        INT,
+        &SMTP_SOCKET_STS_RESPONSES,
+        c"Sends RSET (abandons a transaction)",
+    ),
+    c(
+        c"SMTPDisconnect",
+        INT,
+        &SMTP_SOCKET_STS_RESPONSES,
+        c"Sends QUIT and closes the socket",
+    ),
 ];
 
 pub(super) static HANDLERS: [Handler; COMMAND_COUNT] = [
@@ -575,4 +703,9 @@ pub(super) static HANDLERS: [Handler; COMMAND_COUNT] = [
     connect::wait,
     connect::cancel,
     connect::attach_thread,
+    smtp::connect,
+    smtp::send_message,
+    smtp::noop,
+    smtp::reset,
+    smtp::disconnect,
 ];

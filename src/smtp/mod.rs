@@ -2,6 +2,7 @@
 //! `session` runs an operation over a `Transport`).
 
 pub mod connect;
+pub mod mime;
 pub mod reply;
 pub mod send;
 pub mod session;

@@ -1,0 +1,514 @@
+//! SMTPConnect, SMTPSendMessage, SMTPNoOp, SMTPReset, SMTPDisconnect and
+//! Omnis' one-shot SMTPSend.
+
+use super::connect::{open_transport, Route};
+use super::Ret;
+use crate::config::{self, comms_timeout};
+use crate::error::MailError;
+use crate::events::{EventKind, MailEvent};
+use crate::host_call::{CommandObserver, HostCall, ListHandle};
+use crate::imap::codec::is_safe_text;
+use crate::imap::connect::{Credentials, SecureMode};
+use crate::imap::driver::Observer;
+use crate::net::address::parse_server;
+use crate::net::connection::Connection;
+use crate::net::proxy::parse_proxy;
+use crate::net::tls::TlsSettings;
+use crate::options::ConnectOptions;
+use crate::smtp::connect::{SmtpConnectOp, SmtpConnectSettings};
+use crate::smtp::reply::ReplyReader;
+use crate::smtp::send::{Dsn, SendOp, Sent, SimpleOp};
+use crate::smtp::session::{run_smtp, SmtpOp, SmtpSession};
+use crate::socket_table::{lock, SocketControl, SocketTable, TableSocket};
+use plugin_abi::{MailextValue, MAILEXT_FALSE, MAILEXT_KIND_CHARACTER, MAILEXT_KIND_INTEGER};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const SMTP_PORT: u16 = 25;
+pub const SUBMISSION_PORT: u16 = 587;
+pub const SMTPS_PORT: u16 = 465;
+
+pub struct SmtpSocket {
+    pub conn: Connection,
+    pub session: SmtpSession,
+    pub reader: ReplyReader,
+    pub closed: bool,
+    pub timeout: Option<Duration>,
+}
+
+impl TableSocket for SmtpSocket {
+    fn is_closed(&self) -> bool {
+        self.closed
+    }
+    fn poison(&mut self, e: MailError) {
+        self.session.broken.get_or_insert(e);
+    }
+}
+
+pub static SMTP_SOCKETS: SocketTable<SmtpSocket> = SocketTable::new("SMTP");
+
+/// This machine's name for EHLO, when the caller gives none.
+fn machine_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) } == 0;
+    let name = if ok {
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        name
+    } else {
+        "localhost".into()
+    }
+}
+
+/// One SMTP connection to make.
+struct SmtpPlan {
+    server: crate::net::address::ServerAddr,
+    settings: SmtpConnectSettings,
+    tls: TlsSettings,
+    prefer_ipv6: bool,
+    tunnel: Option<crate::net::proxy::ProxySpec>,
+    timeout: Duration,
+    explicit_timeout: Option<Duration>,
+    own_thread: bool,
+    event_proc: Option<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    server: &str,
+    localname: Option<String>,
+    creds: Option<Credentials>,
+    secure: Option<i64>,
+    verify: Option<i64>,
+    timeout: Option<i64>,
+    options: ConnectOptions,
+    event_proc: Option<String>,
+) -> Result<SmtpPlan, MailError> {
+    if options.asynchronous {
+        return Err(MailError::BadValue(
+            "ASYNC is an IMAPConnect option; SMTPConnect blocks (use a thread)".into(),
+        ));
+    }
+    let arg_mode = match secure {
+        None | Some(0) => None,
+        Some(1) => Some(SecureMode::Implicit),
+        Some(2) => Some(SecureMode::StartTls),
+        Some(n) => {
+            return Err(MailError::BadValue(format!(
+                "secure must be 0, 1 or 2, not {n}"
+            )))
+        }
+    };
+    let opt_mode = if options.secure_implicit {
+        Some(SecureMode::Implicit)
+    } else if options.secure_explicit {
+        Some(SecureMode::StartTls)
+    } else {
+        None
+    };
+    if let (Some(a), Some(o)) = (arg_mode, opt_mode) {
+        if a != o {
+            return Err(MailError::BadValue(
+                "the secure argument and the SECURE_* option ask for different modes".into(),
+            ));
+        }
+    }
+    let chosen = arg_mode.or(opt_mode);
+    let default_port = match chosen {
+        Some(SecureMode::Implicit) => SMTPS_PORT,
+        _ => SMTP_PORT,
+    };
+    let server = parse_server(server, default_port)?;
+    let forward = options.tunnel == Some(None) && config::defaults().tunnel.is_none();
+    let mode = chosen.unwrap_or(if server.port == SMTPS_PORT && !forward {
+        SecureMode::Implicit
+    } else {
+        SecureMode::Plain
+    });
+    let localname = localname
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(machine_name);
+    if !localname
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+    {
+        return Err(MailError::BadValue(format!(
+            "localname {localname:?} is not a host name or address literal"
+        )));
+    }
+    let explicit_timeout = match timeout {
+        None | Some(0) => config::defaults().timeout,
+        Some(t) if (1..=config::MAX_COMMS_TIMEOUT_SECS as i64).contains(&t) => Some(t as u64),
+        Some(t) => {
+            return Err(MailError::BadValue(format!(
+                "timeout must be 0 (default) to {} seconds, not {t}",
+                config::MAX_COMMS_TIMEOUT_SECS
+            )))
+        }
+    }
+    .map(Duration::from_secs);
+    let tunnel = match (&options.tunnel, &config::defaults().tunnel) {
+        (Some(Some(url)), _) => Some(parse_proxy(url)?),
+        (Some(None), Some(url)) => Some(parse_proxy(url)?),
+        _ => None,
+    };
+    let verify = verify != Some(MAILEXT_FALSE) && !options.trusted_site;
+    Ok(SmtpPlan {
+        settings: SmtpConnectSettings {
+            mode,
+            localname,
+            // The pages: port 587 turns extended mode on by itself.
+            extended: options.identify || server.port == SUBMISSION_PORT,
+            creds,
+            auth: options.auth,
+            host: server.host.as_tls_name(),
+            port: server.port,
+        },
+        server,
+        tls: TlsSettings {
+            verify,
+            fallback: options.fallback,
+            client_cert: options.client_cert.clone(),
+        },
+        prefer_ipv6: options.prefer_ipv6,
+        tunnel,
+        timeout: explicit_timeout.unwrap_or_else(comms_timeout),
+        explicit_timeout,
+        own_thread: options.own_thread,
+        event_proc,
+    })
+}
+
+impl SmtpPlan {
+    fn establish(
+        self,
+        obs: &mut dyn Observer,
+        cancel: crossbeam_channel::Receiver<()>,
+    ) -> Result<SmtpSocket, MailError> {
+        let deadline = Instant::now() + self.timeout;
+        let implicit = self.settings.mode == SecureMode::Implicit;
+        let (mut conn, leftover) = open_transport(
+            &Route {
+                server: &self.server,
+                tunnel: self.tunnel.as_ref(),
+                prefer_ipv6: self.prefer_ipv6,
+                tls: self.tls.clone(),
+                implicit,
+                hint: "for STARTTLS use secure = 2",
+            },
+            deadline,
+            cancel,
+            obs,
+        )?;
+        let mut reader = ReplyReader::default();
+        reader.push(&leftover);
+        let mut session = SmtpSession::new(self.timeout);
+        session.tls = implicit;
+        run_smtp(
+            &mut SmtpConnectOp::new(self.settings),
+            &mut session,
+            &mut reader,
+            &mut conn,
+            obs,
+        )?;
+        Ok(SmtpSocket {
+            conn,
+            session,
+            reader,
+            closed: false,
+            timeout: self.explicit_timeout,
+        })
+    }
+}
+
+fn options_arg(call: &HostCall, i: usize) -> Result<ConnectOptions, MailError> {
+    match call.kind(i) {
+        MAILEXT_KIND_CHARACTER => ConnectOptions::parse(&call.string(i)?.unwrap_or_default()),
+        MAILEXT_KIND_INTEGER => ConnectOptions::from_bits(call.integer(i)?.unwrap_or(0)),
+        _ => Ok(ConnectOptions::default()),
+    }
+}
+
+fn credentials(
+    user: Option<String>,
+    pass: Option<String>,
+) -> Result<Option<Credentials>, MailError> {
+    let user = user.unwrap_or_default();
+    let pass = pass.unwrap_or_default();
+    if !is_safe_text(&user) || !is_safe_text(&pass) {
+        return Err(MailError::UnsafeCredentials);
+    }
+    Ok((!user.is_empty()).then_some(Credentials {
+        username: user,
+        password: pass,
+    }))
+}
+
+/// SMTPConnect(server, localname, username, password, stsproc, responselist,
+/// secure, verify, timeout, options, eventproc) returns a socket.
+pub fn connect(call: &HostCall) -> Result<Ret, MailError> {
+    let p = plan(
+        &call.string(0)?.unwrap_or_default(),
+        call.string(1)?,
+        credentials(call.string(2)?, call.string(3)?)?,
+        call.integer(6)?,
+        call.boolean(7)?,
+        call.integer(8)?,
+        options_arg(call, 9)?,
+        call.string(10)?.filter(|s| !s.is_empty()),
+    )?;
+    let id = SMTP_SOCKETS.reserve();
+    let control = Arc::new(SocketControl {
+        owner: Mutex::new(p.own_thread.then(|| std::thread::current().id())),
+        event_proc: p.event_proc.clone(),
+        ..Default::default()
+    });
+    let mut obs = CommandObserver::new(call, call.list(5))?.with_events(p.event_proc.clone(), id);
+    let server = p.server.to_string();
+    control.cancel.begin();
+    let r = p.establish(&mut obs, control.cancel.receiver());
+    control.cancel.end();
+    match &r {
+        Ok(_) => obs.event(MailEvent::new(
+            EventKind::Connect,
+            0,
+            format!("connected to {server}"),
+        )),
+        Err(e) => {
+            if let Some(ev) = MailEvent::for_error(e).filter(|ev| ev.kind != EventKind::Disconnect)
+            {
+                obs.event(ev);
+            }
+            obs.event(MailEvent::new(
+                EventKind::Connect,
+                e.code() as i64,
+                e.to_string(),
+            ));
+        }
+    }
+    let sock = r?;
+    SMTP_SOCKETS.insert_at(id, sock, control);
+    obs.status(&format!("SMTP socket {id} is ready"));
+    Ok(Ret::Socket(id))
+}
+
+/// Runs `op` on the SMTP socket in argument 0.
+fn on_socket<O: SmtpOp>(
+    call: &HostCall,
+    op: impl FnOnce(&SmtpSession) -> Result<O, MailError>,
+) -> Result<O::Output, MailError> {
+    let id = call.integer(0)?.unwrap_or_default();
+    let entry = SMTP_SOCKETS.get(id)?;
+    let mut guard = lock(&entry, id)?;
+    let ctl = &entry.control;
+    let mut obs =
+        CommandObserver::new(call, call.responses())?.with_events(ctl.event_proc.clone(), id);
+    for e in ctl.take_queued() {
+        obs.event(e);
+    }
+    let s = &mut *guard;
+    s.session
+        .clock
+        .set_timeout(s.timeout.unwrap_or_else(comms_timeout));
+    let mut op = op(&s.session)?;
+    ctl.cancel.begin();
+    let r = run_smtp(
+        &mut op,
+        &mut s.session,
+        &mut s.reader,
+        &mut s.conn,
+        &mut obs,
+    );
+    ctl.cancel.end();
+    if let Err(e) = &r {
+        if let Some(ev) = MailEvent::for_error(e) {
+            obs.event(ev);
+        }
+        if matches!(e, MailError::Cancelled(_)) {
+            s.conn.close();
+        }
+    }
+    r
+}
+
+pub fn noop(call: &HostCall) -> Result<Ret, MailError> {
+    on_socket(call, |_| Ok(SimpleOp::noop())).map(|_| Ret::Integer(0))
+}
+
+pub fn reset(call: &HostCall) -> Result<Ret, MailError> {
+    on_socket(call, |_| Ok(SimpleOp::rset())).map(|_| Ret::Integer(0))
+}
+
+/// QUIT, close, free the id (freed even when QUIT fails).
+pub fn disconnect(call: &HostCall) -> Result<Ret, MailError> {
+    let id = call.integer(0)?.unwrap_or_default();
+    let entry = SMTP_SOCKETS.get(id)?;
+    let mut guard = lock(&entry, id)?;
+    let mut obs = CommandObserver::new(call, call.responses())?
+        .with_events(entry.control.event_proc.clone(), id);
+    SMTP_SOCKETS.remove(id);
+    let s = &mut *guard;
+    s.closed = true;
+    s.session
+        .clock
+        .set_timeout(s.timeout.unwrap_or_else(comms_timeout));
+    let r = if s.session.broken.is_some() {
+        Ok(())
+    } else {
+        match run_smtp(
+            &mut SimpleOp::quit(),
+            &mut s.session,
+            &mut s.reader,
+            &mut s.conn,
+            &mut obs,
+        ) {
+            // A server may close right after 221 or without it: both end the session.
+            Err(MailError::Closed(_)) => Ok(()),
+            r => r,
+        }
+    };
+    s.conn.close();
+    obs.status(&format!("SMTP socket {id} is closed"));
+    r.map(|_| Ret::Integer(0))
+}
+
+/// The address inside "Name <addr>", or the text itself.
+pub fn bare_address(s: &str) -> Result<String, MailError> {
+    let t = s.trim();
+    let a = match (t.rfind('<'), t.rfind('>')) {
+        (Some(l), Some(r)) if l < r => &t[l + 1..r],
+        _ => t,
+    };
+    let a = a.trim();
+    let ok = a.contains('@')
+        && !a.starts_with('@')
+        && !a.ends_with('@')
+        && a.chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && c != '<' && c != '>');
+    if ok {
+        Ok(a.to_string())
+    } else {
+        Err(MailError::BadValue(format!("{s:?} is not a mail address")))
+    }
+}
+
+/// "a@x, B <b@y>; c@z" (commas inside quotes are part of a name).
+pub fn address_list(s: &str) -> Result<Vec<String>, MailError> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in s.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            ',' | ';' if !quoted => {
+                if !cur.trim().is_empty() {
+                    out.push(bare_address(&cur)?);
+                }
+                cur.clear();
+            }
+            _ => cur.push(c),
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(bare_address(&cur)?);
+    }
+    Ok(out)
+}
+
+/// SMTPSendMessage's options: `NOTIFY=SUCCESS,FAILURE RET=HDRS ENVID=id`.
+fn dsn_options(text: &str) -> Result<Dsn, MailError> {
+    let mut d = Dsn::default();
+    for tok in text.split_whitespace() {
+        let (k, v) = tok
+            .split_once('=')
+            .ok_or_else(|| MailError::BadValue(format!("send option {tok:?} is not NAME=value")))?;
+        match k.to_ascii_uppercase().as_str() {
+            "NOTIFY" => {
+                let v = v.to_ascii_uppercase();
+                let parts: Vec<&str> = v.split(',').collect();
+                let ok = parts == ["NEVER"]
+                    || parts
+                        .iter()
+                        .all(|p| matches!(*p, "SUCCESS" | "FAILURE" | "DELAY"));
+                if !ok {
+                    return Err(MailError::BadValue(
+                        "NOTIFY is NEVER or a comma list of SUCCESS, FAILURE, DELAY".into(),
+                    ));
+                }
+                d.notify = Some(v);
+            }
+            "RET" => match v.to_ascii_uppercase().as_str() {
+                r @ ("FULL" | "HDRS") => d.ret = Some(r.to_string()),
+                _ => return Err(MailError::BadValue("RET is FULL or HDRS".into())),
+            },
+            "ENVID" if !v.is_empty() && v.len() <= 100 && v.is_ascii() => d.envid = Some(v.into()),
+            _ => {
+                return Err(MailError::BadValue(format!(
+                    "unknown send option {k:?}; known: NOTIFY, RET, ENVID"
+                )))
+            }
+        }
+    }
+    Ok(d)
+}
+
+fn fill_results(call: &HostCall, list: Option<ListHandle>, sent: &Sent) -> Result<(), MailError> {
+    let Some(l) = list else { return Ok(()) };
+    call.define_list(
+        l,
+        &[
+            (c"address", MAILEXT_KIND_CHARACTER),
+            (c"code", MAILEXT_KIND_INTEGER),
+            (c"text", MAILEXT_KIND_CHARACTER),
+            (c"accepted", plugin_abi::MAILEXT_KIND_BOOLEAN),
+        ],
+    )?;
+    for r in &sent.results {
+        call.append_row(
+            l,
+            &[
+                MailextValue::bytes(MAILEXT_KIND_CHARACTER, r.address.as_bytes()),
+                MailextValue::integer(r.code as i64),
+                MailextValue::bytes(MAILEXT_KIND_CHARACTER, r.text.as_bytes()),
+                MailextValue::boolean(if r.accepted { 1 } else { 0 }),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// SMTPSendMessage(socket, from, recipients, message [, options,
+/// resultlist, stsproc, responselist]).
+pub fn send_message(call: &HostCall) -> Result<Ret, MailError> {
+    let from = bare_address(&call.string(1)?.unwrap_or_default())?;
+    let rcpts = address_list(&call.string(2)?.unwrap_or_default())?;
+    let message = call.data(3)?.unwrap_or_default();
+    let dsn = dsn_options(&call.string(4)?.unwrap_or_default())?;
+    let results = call.list(5);
+    let sent = on_socket(call, |s| SendOp::new(s, &from, rcpts, &message, dsn))?;
+    fill_results(call, results, &sent)?;
+    Ok(Ret::Integer(0))
+}
+
+/// Closes and frees an SMTP socket the host never received.
+pub fn abandon(id: i64) {
+    if let Ok(entry) = SMTP_SOCKETS.get(id) {
+        SMTP_SOCKETS.remove(id);
+        if let Ok(mut s) = entry.state.lock() {
+            s.closed = true;
+            s.conn.close();
+        }
+    }
+}
