@@ -16,6 +16,7 @@ use crate::net::proxy::parse_proxy;
 use crate::net::tls::TlsSettings;
 use crate::options::ConnectOptions;
 use crate::smtp::connect::{SmtpConnectOp, SmtpConnectSettings};
+use crate::smtp::mime;
 use crate::smtp::reply::ReplyReader;
 use crate::smtp::send::{Dsn, SendOp, Sent, SimpleOp};
 use crate::smtp::session::{run_smtp, SmtpOp, SmtpSession};
@@ -511,4 +512,130 @@ pub fn abandon(id: i64) {
             s.conn.close();
         }
     }
+}
+
+/// The MIME builder's refusals are argument errors.
+fn mime_err(e: String) -> MailError {
+    MailError::BadValue(e)
+}
+
+/// SMTPSend(server, from, to, subject, body [, cc, bcc, name, stsproc,
+/// priority, extraheaders, user, pass, secure, verify]): Omnis' one-shot
+/// send. Builds the MIME message, connects, sends, quits.
+pub fn send(call: &HostCall) -> Result<Ret, MailError> {
+    let server_arg = call.string(0)?.unwrap_or_default();
+    // Omnis: the EHLO name may follow the server, after a space.
+    let mut words = server_arg.split_whitespace();
+    let server = words.next().unwrap_or("").to_string();
+    let localname = words.next().map(str::to_string);
+    if words.next().is_some() {
+        return Err(MailError::BadAddress(format!(
+            "{server_arg:?}: expected \"server[:port] [localname]\""
+        )));
+    }
+    let from_text = call.string(1)?.unwrap_or_default();
+    let to = mime::parse_address_list(&call.string(2)?.unwrap_or_default()).map_err(mime_err)?;
+    let subject = call.string(3)?.unwrap_or_default();
+    let body = call.string(4)?.unwrap_or_default();
+    let cc = mime::parse_address_list(&call.string(5)?.unwrap_or_default()).map_err(mime_err)?;
+    let bcc = mime::parse_address_list(&call.string(6)?.unwrap_or_default()).map_err(mime_err)?;
+    let name = call.string(7)?.filter(|n| !n.is_empty());
+    let priority = match call.integer(9)? {
+        None | Some(0) => None,
+        Some(p @ 1..=5) => Some(p as u8),
+        Some(p) => {
+            return Err(MailError::BadValue(format!(
+                "priority must be 1 (highest) to 5 (lowest), not {p}"
+            )))
+        }
+    };
+    let extra =
+        mime::parse_extra_headers(&call.string(10)?.unwrap_or_default()).map_err(mime_err)?;
+    let creds = credentials(call.string(11)?, call.string(12)?)?;
+    let secure = match call.kind(13) {
+        plugin_abi::MAILEXT_KIND_BOOLEAN => call.boolean(13)?.map(|b| if b == 1 { 1 } else { 0 }),
+        _ => call.integer(13)?,
+    };
+    if to.is_empty() && cc.is_empty() && bcc.is_empty() {
+        return Err(MailError::BadValue(
+            "no recipients (to, cc and bcc are empty)".into(),
+        ));
+    }
+    let from_addr = mime::envelope_address(&from_text).map_err(mime_err)?;
+    let domain = from_addr
+        .rsplit('@')
+        .next()
+        .unwrap_or("localhost")
+        .to_string();
+    let mut rand = [0u8; 12];
+    openssl::rand::rand_bytes(&mut rand).map_err(|e| MailError::Internal(e.to_string()))?;
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let hex: String = rand.iter().map(|b| format!("{b:02x}")).collect();
+    let message_id = format!("{secs}.{hex}@{domain}");
+    let message = mime::build(&mime::Outgoing {
+        from: &from_text,
+        name: name.as_deref(),
+        to: &to,
+        cc: &cc,
+        subject: &subject,
+        body: &body,
+        priority,
+        extra_headers: &extra,
+        date: now,
+        message_id: &message_id,
+    })
+    .map_err(mime_err)?;
+    let rcpts = to
+        .iter()
+        .chain(&cc)
+        .chain(&bcc)
+        .map(|a| mime::envelope_address(a).map_err(mime_err))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Authentication and STARTTLS need EHLO; so does anything 8-bit.
+    let options = ConnectOptions {
+        identify: creds.is_some() || secure == Some(2) || !message.is_ascii(),
+        ..Default::default()
+    };
+    let p = plan(
+        &server,
+        localname,
+        creds,
+        secure,
+        call.boolean(14)?,
+        None,
+        options,
+        None,
+    )?;
+    let mut obs = CommandObserver::new(call, None)?;
+    let cancel = crossbeam_channel::never();
+    let mut sock = p.establish(&mut obs, cancel)?;
+    let s = &mut sock;
+    let result =
+        SendOp::new(&s.session, &from_addr, rcpts, &message, Dsn::default()).and_then(|mut op| {
+            run_smtp(
+                &mut op,
+                &mut s.session,
+                &mut s.reader,
+                &mut s.conn,
+                &mut obs,
+            )
+        });
+    // QUIT either way; a failure to say goodbye does not undo a sent message.
+    if s.session.broken.is_none() {
+        let _ = run_smtp(
+            &mut SimpleOp::quit(),
+            &mut s.session,
+            &mut s.reader,
+            &mut s.conn,
+            &mut obs,
+        );
+    }
+    s.conn.close();
+    let sent = result?;
+    obs.status(&format!("Message <{message_id}> sent: {}", sent.reply));
+    Ok(Ret::Integer(0))
 }

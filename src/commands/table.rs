@@ -216,6 +216,53 @@ static SMTP_SEND_MESSAGE: [MailextParam; 8] = [
     STSPROC,
     RESPONSES,
 ];
+static SMTP_SEND: [MailextParam; 15] = [
+    p(
+        c"server",
+        CHAR,
+        IN,
+        None,
+        c"host[:port] (25, or 465 when secure = 1), optionally followed by a space and the EHLO name",
+    ),
+    p(c"from", CHAR, IN, None, c"sender address, e.g. \"Alice <alice@example.com>\""),
+    p(c"to", CHAR, IN, None, c"recipients, separated by commas or semicolons"),
+    p(c"subject", CHAR, IN, None, c"subject (Unicode)"),
+    p(c"body", CHAR, IN, None, c"message text (Unicode)"),
+    p(c"cc", CHAR, OPT, None, c"copy recipients"),
+    p(c"bcc", CHAR, OPT, None, c"blind copy recipients (never in the headers)"),
+    p(c"name", CHAR, OPT, None, c"the sender's display name"),
+    STSPROC,
+    p(
+        c"priority",
+        INT,
+        OPT,
+        Some(c"3"),
+        c"1 (highest) to 5 (lowest); 3 = normal",
+    ),
+    p(
+        c"extraheaders",
+        CHAR,
+        OPT,
+        None,
+        c"further header lines \"Name: value\", one per line",
+    ),
+    p(c"user", CHAR, OPT, None, c"user name for SMTP AUTH; empty = none"),
+    p(c"pass", CHAR, OPT, None, c"password; never shown"),
+    p(
+        c"secure",
+        INT | BOOL,
+        OPT,
+        Some(c"0"),
+        c"0 plaintext, 1 (kTrue) TLS from the first byte, 2 STARTTLS",
+    ),
+    p(
+        c"verify",
+        BOOL | INT,
+        OPT,
+        Some(c"kTrue"),
+        c"verify the server certificate and host name",
+    ),
+];
 static SMTP_SOCKET_STS_RESPONSES: [MailextParam; 3] = [SMTP_SOCKET, STSPROC, RESPONSES];
 static WAIT: [MailextParam; 4] = [
     SOCKET,
@@ -481,7 +528,7 @@ const fn c(
     }
 }
 
-pub const COMMAND_COUNT: usize = 33;
+pub const COMMAND_COUNT: usize = 34;
 
 pub static COMMANDS: [MailextCommand; COMMAND_COUNT] = [
     c(
@@ -672,6 +719,12 @@ pub static COMMANDS: [MailextCommand; COMMAND_COUNT] = [
         &SMTP_SOCKET_STS_RESPONSES,
         c"Sends QUIT and closes the socket",
     ),
+    c(
+        c"SMTPSend",
+        INT,
+        &SMTP_SEND,
+        c"Builds a MIME message and sends it in one go (connect, send, quit)",
+    ),
 ];
 
 pub(super) static HANDLERS: [Handler; COMMAND_COUNT] = [
@@ -708,4 +761,5 @@ pub(super) static HANDLERS: [Handler; COMMAND_COUNT] = [
     smtp::noop,
     smtp::reset,
     smtp::disconnect,
+    smtp::send,
 ];
