@@ -248,17 +248,12 @@ impl ConnectOptions {
                         Some(value.unwrap_or_default())
                 }
                 _ => {
-                    // Only a name-like token is echoed: an unquoted value cut
-                    // at a space or comma may be part of a password.
-                    let shown = if name.len() <= 32
-                        && name
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                    {
-                        format!("{name:?}")
-                    } else {
-                        "(not shown; quote values that hold spaces or commas)".into()
-                    };
+                    // Never echoed: an unquoted value cut at a space or
+                    // comma may have left part of a password here.
+                    let shown = format!(
+                        "(item {}; quote values that hold spaces or commas)",
+                        seen.len()
+                    );
                     return Err(MailError::BadValue(format!(
                         "unknown option {shown}; known: IDENTIFY, TRUSTEDSITE, SECURE_EXPLICIT, \
                          SECURE_IMPLICIT, SECURE_FALLBACK, PREFER_IPV6, TUNNEL[=url], AUTH=type, \
@@ -394,7 +389,8 @@ mod tests {
 
     #[test]
     fn refusals_are_clear() {
-        assert!(err("IDENTIFI").contains("unknown option \"IDENTIFI\""));
+        assert!(err("IDENTIFI").contains("unknown option (item 1"));
+        assert!(!err("CERT=/c.p12 CERTPASS=abc,secret").contains("secret"));
         assert!(!err("CERT=/c.p12 CERTPASS=abc,secret:part").contains("secret"));
         assert_eq!(
             redacted("IDENTIFY CERTPASS=hunter2 TUNNEL=http://u:pw@p:3128 CERT=\"/a b\""),
