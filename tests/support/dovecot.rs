@@ -19,6 +19,24 @@ pub struct Options {
     pub listen_v6: bool,
     /// Configuration appended as is (client-certificate requirements...).
     pub extra: String,
+    /// An LMTP listener (unix socket `run/lmtp-postfix`, mode 0666) that
+    /// takes `user@any.domain` for the passwd user `user`: what Postfix
+    /// delivers through. Needs Debian's dovecot-lmtpd.
+    pub lmtp: bool,
+    /// An auth socket for Postfix's `smtpd_sasl_type = dovecot`
+    /// (unix socket `run/auth-postfix`, mode 0666).
+    pub auth_listener: bool,
+}
+
+impl Options {
+    /// The defaults plus what `support::postfix::Postfix` needs.
+    pub fn for_postfix() -> Options {
+        Options {
+            lmtp: true,
+            auth_listener: true,
+            ..Default::default()
+        }
+    }
 }
 
 impl Default for Options {
@@ -27,6 +45,8 @@ impl Default for Options {
             auth_mechanisms: "plain login cram-md5 scram-sha-256",
             listen_v6: true,
             extra: String::new(),
+            lmtp: false,
+            auth_listener: false,
         }
     }
 }
@@ -35,6 +55,10 @@ pub struct Dovecot {
     pub dir: tempfile::TempDir,
     pub imap_port: u16,
     pub imaps_port: u16,
+    /// Set with [`Options::lmtp`]: Dovecot's LMTP socket.
+    pub lmtp_socket: Option<PathBuf>,
+    /// Set with [`Options::auth_listener`]: the auth socket for Postfix.
+    pub auth_socket: Option<PathBuf>,
     child: Child,
 }
 
@@ -93,12 +117,32 @@ impl Dovecot {
         } else {
             "127.0.0.1"
         };
+        let lmtp_socket = opts.lmtp.then(|| d.join("run").join("lmtp-postfix"));
+        let auth_socket = opts
+            .auth_listener
+            .then(|| d.join("run").join("auth-postfix"));
+        let mut protocols = String::from("imap");
+        let mut services = String::new();
+        if opts.lmtp {
+            protocols.push_str(" lmtp");
+            // Postfix sends RCPT TO:<alice@mail.test>; the passwd file says
+            // "alice".
+            services.push_str(
+                "service lmtp {\n  unix_listener lmtp-postfix {\n    mode = 0666\n  }\n}\n\
+                 protocol lmtp {\n  auth_username_format = %Ln\n}\n",
+            );
+        }
+        if opts.auth_listener {
+            services.push_str(
+                "service auth {\n  unix_listener auth-postfix {\n    mode = 0666\n  }\n}\n",
+            );
+        }
         let conf = format!(
             r#"base_dir = {dir}/run
 state_dir = {dir}/state
 instance_name = mailext-{imap_port}
 listen = {listen}
-protocols = imap
+protocols = {protocols}
 {users}log_path = {dir}/dovecot.log
 ssl = yes
 ssl_cert = <{dir}/server.crt
@@ -134,7 +178,7 @@ service anvil {{
 protocol imap {{
   mail_max_userip_connections = 1000
 }}
-{extra}
+{services}{extra}
 "#,
             extra = opts.extra,
             dir = d.display(),
@@ -161,6 +205,8 @@ protocol imap {{
             dir,
             imap_port,
             imaps_port,
+            lmtp_socket,
+            auth_socket,
             child,
         };
         dc.wait_ready();
@@ -172,7 +218,11 @@ protocol imap {{
         while t0.elapsed() < Duration::from_secs(20) {
             let a = std::net::TcpStream::connect(("127.0.0.1", self.imap_port)).is_ok();
             let b = std::net::TcpStream::connect(("127.0.0.1", self.imaps_port)).is_ok();
-            if a && b {
+            let sockets = [&self.lmtp_socket, &self.auth_socket]
+                .into_iter()
+                .flatten()
+                .all(|p| p.exists());
+            if a && b && sockets {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));

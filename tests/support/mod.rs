@@ -4,6 +4,7 @@
 
 pub mod dovecot;
 pub mod pki;
+pub mod postfix;
 pub mod proxies;
 pub mod scripted;
 
