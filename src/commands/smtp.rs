@@ -493,7 +493,13 @@ fn fill_results(call: &HostCall, list: Option<ListHandle>, sent: &Sent) -> Resul
 /// SMTPSendMessage(socket, from, recipients, message [, options,
 /// resultlist, stsproc, responselist]).
 pub fn send_message(call: &HostCall) -> Result<Ret, MailError> {
-    let from = bare_address(&call.string(1)?.unwrap_or_default())?;
+    let from_text = call.string(1)?.unwrap_or_default();
+    // "<>" is the null sender (bounces, RFC 5321 4.5.5).
+    let from = if from_text.trim() == "<>" {
+        String::new()
+    } else {
+        bare_address(&from_text)?
+    };
     let rcpts = address_list(&call.string(2)?.unwrap_or_default())?;
     let message = call.data(3)?.unwrap_or_default();
     let dsn = dsn_options(&call.string(4)?.unwrap_or_default())?;

@@ -328,3 +328,23 @@ fn noop_rset_quit_and_silence() {
     let e = run_smtp(&mut SimpleOp::noop(), &mut s, &mut rd, &mut t, &mut seen).unwrap_err();
     assert_eq!(e.code(), -522);
 }
+
+#[test]
+fn null_sender() {
+    let mut s = ready(&[]);
+    let mut op = SendOp::new(&s, "", vec!["a@x".into()], b"x", Dsn::default()).unwrap();
+    send(
+        &mut s,
+        &mut op,
+        "C: MAIL FROM:<>
+         S: 250 ok
+         C: RCPT TO:<a@x>
+         S: 250 ok
+         C: DATA
+         S: 354 go
+         C: x
+         C: .
+         S: 250 ok",
+    )
+    .unwrap();
+}
