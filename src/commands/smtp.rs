@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 pub const SMTP_PORT: u16 = 25;
 pub const SUBMISSION_PORT: u16 = 587;
 pub const SMTPS_PORT: u16 = 465;
+/// The session is over either way: a server slow to answer QUIT costs no more.
+const QUIT_WAIT: Duration = Duration::from_secs(5);
 
 pub struct SmtpSocket {
     pub conn: Connection,
@@ -505,7 +507,13 @@ pub fn send_message(call: &HostCall) -> Result<Ret, MailError> {
     let dsn = dsn_options(&call.string(4)?.unwrap_or_default())?;
     let results = call.list(5);
     let sent = on_socket(call, |s| SendOp::new(s, &from, rcpts, &message, dsn))?;
-    fill_results(call, results, &sent)?;
+    // The server has the message: a list problem must not look like a failed
+    // send (a retry would deliver it twice).
+    if let Err(e) = fill_results(call, results, &sent) {
+        call.status(&format!(
+            "The message was sent, but the result list could not be filled: {e}"
+        ));
+    }
     Ok(Ret::Integer(0))
 }
 
@@ -631,6 +639,9 @@ pub fn send(call: &HostCall) -> Result<Ret, MailError> {
             )
         });
     // QUIT either way; a failure to say goodbye does not undo a sent message.
+    s.session
+        .clock
+        .set_timeout(s.session.clock.timeout().min(QUIT_WAIT));
     if s.session.broken.is_none() {
         let _ = run_smtp(
             &mut SimpleOp::quit(),

@@ -55,6 +55,8 @@ impl Mech {
 
 enum Sasl {
     Start,
+    /// The initial response, sent at the first 334, then `1`.
+    Deferred(String, Box<Sasl>),
     /// LOGIN: the user name went out; the password answers the next 334.
     LoginUser,
     Sent,
@@ -70,7 +72,8 @@ struct EhloSent;
 struct HeloSent;
 struct StartTlsSent;
 struct Handshaking;
-struct Authenticating(Mech, Sasl);
+/// The mechanism, where its exchange is, and the ones left to try.
+struct Authenticating(Mech, Sasl, Vec<Mech>);
 
 enum State {
     Greeting(AwaitGreeting),
@@ -108,10 +111,9 @@ impl SmtpConnectOp {
         }
     }
 
+    /// Authentication and STARTTLS cannot work without EHLO.
     fn needs_extensions(&self) -> bool {
-        self.settings.extended
-            || self.settings.creds.is_some()
-            || self.settings.mode == SecureMode::StartTls
+        self.settings.creds.is_some() || self.settings.mode == SecureMode::StartTls
     }
 
     fn ehlo(&self, out: &mut Outbox) -> Next {
@@ -136,7 +138,8 @@ impl SmtpConnectOp {
         }
     }
 
-    fn choose(&self, s: &SmtpSession) -> Result<Mech, MailError> {
+    /// The mechanisms to try, in order.
+    fn choose(&self, s: &SmtpSession) -> Result<Vec<Mech>, MailError> {
         let offered = s.auth_mechanisms();
         let has = |m: Mech| offered.iter().any(|o| o == m.name());
         let listed = if offered.is_empty() {
@@ -146,13 +149,20 @@ impl SmtpConnectOp {
         };
         let want = match self.settings.auth {
             AuthType::Auto => {
+                let mut plan = Vec::new();
                 if has(Mech::CramMd5) {
-                    return Ok(Mech::CramMd5);
+                    plan.push(Mech::CramMd5);
                 }
-                for m in [Mech::Plain, Mech::Login] {
-                    if has(m) && s.tls {
-                        return Ok(m);
-                    }
+                // Over TLS, PLAIN (or LOGIN) also when CRAM-MD5 is refused
+                // (servers that store hashed passwords refuse it).
+                if let Some(m) = [Mech::Plain, Mech::Login]
+                    .into_iter()
+                    .find(|m| has(*m) && s.tls)
+                {
+                    plan.push(m);
+                }
+                if !plan.is_empty() {
+                    return Ok(plan);
                 }
                 if has(Mech::Plain) || has(Mech::Login) {
                     return Err(MailError::MechanismUnavailable(
@@ -171,7 +181,7 @@ impl SmtpConnectOp {
             AuthType::ScramSha256 => Mech::ScramSha256,
         };
         if has(want) {
-            Ok(want)
+            Ok(vec![want])
         } else {
             Err(MailError::MechanismUnavailable(format!(
                 "{} was asked for; the server offers {listed}",
@@ -186,10 +196,16 @@ impl SmtpConnectOp {
                 "the server does not speak ESMTP (EHLO failed), so it cannot authenticate".into(),
             ));
         }
-        let m = match self.choose(s) {
-            Ok(m) => m,
+        let mut plan = match self.choose(s) {
+            Ok(p) => p,
             Err(e) => return fail(e),
         };
+        plan.reverse();
+        let m = plan.pop().expect("choose never returns an empty plan");
+        self.start_mech(m, plan, out)
+    }
+
+    fn start_mech(&self, m: Mech, rest: Vec<Mech>, out: &mut Outbox) -> Next {
         let c = self
             .settings
             .creds
@@ -216,6 +232,14 @@ impl SmtpConnectOp {
             },
             Mech::CramMd5 | Mech::Login => (None, Sasl::Start),
         };
+        // RFC 4954 4: no initial response on a line over 512 octets; it
+        // then answers the server's empty 334 instead.
+        let (ir, sasl) = match ir {
+            Some(ir) if format!("AUTH {} {ir}", m.name()).len() > 510 => {
+                (None, Sasl::Deferred(ir, Box::new(sasl)))
+            }
+            other => (other, sasl),
+        };
         match ir {
             Some(ir) => send(
                 out,
@@ -228,7 +252,7 @@ impl SmtpConnectOp {
                 &format!("AUTH {}", m.name()),
             ),
         }
-        (State::Auth(Authenticating(m, sasl)), Step::Continue)
+        (State::Auth(Authenticating(m, sasl, rest)), Step::Continue)
     }
 
     fn on_challenge(&self, m: Mech, sasl: Sasl, text: &str, out: &mut Outbox) -> Sasl {
@@ -241,6 +265,10 @@ impl SmtpConnectOp {
         // RFC 4954 4: "*" cancels; the server answers 501.
         let cancel = |out: &mut Outbox| send(out, "*", "*");
         match (m, sasl) {
+            (_, Sasl::Deferred(ir, then)) => {
+                send(out, &ir, &format!("<{} response redacted>", m.name()));
+                *then
+            }
             (Mech::Login, Sasl::Start) => {
                 send(out, &b64(&c.username), "<user name>");
                 Sasl::LoginUser
@@ -293,11 +321,11 @@ impl SmtpConnectOp {
     }
 
     fn on_auth(&self, a: Authenticating, s: &mut SmtpSession, r: &Reply, out: &mut Outbox) -> Next {
-        let Authenticating(m, sasl) = a;
+        let Authenticating(m, sasl, mut rest) = a;
         if r.code == 334 {
             let text = r.lines.first().map(String::as_str).unwrap_or("");
             let next = self.on_challenge(m, sasl, text, out);
-            return (State::Auth(Authenticating(m, next)), Step::Continue);
+            return (State::Auth(Authenticating(m, next, rest)), Step::Continue);
         }
         let user = &self.settings.creds.as_ref().expect("credentials").username;
         match (r.is_ok(), sasl) {
@@ -318,12 +346,16 @@ impl SmtpConnectOp {
                 r.code,
                 r.text()
             ))),
-            (false, _) => fail(MailError::AuthFailed(format!(
-                "{} refused: {} {}",
-                m.name(),
-                r.code,
-                r.text()
-            ))),
+            (false, _) => {
+                let why = format!("{} refused: {} {}", m.name(), r.code, r.text());
+                match rest.pop() {
+                    Some(next) => {
+                        out.status(format!("{why}; trying {}", next.name()));
+                        self.start_mech(next, rest, out)
+                    }
+                    None => fail(MailError::AuthFailed(why)),
+                }
+            }
         }
     }
 }
@@ -356,7 +388,7 @@ impl SmtpOp for SmtpConnectOp {
                 if r.is_ok() {
                     s.learn_ehlo(&r);
                     self.after_hello(s, out)
-                } else if !self.needs_extensions() && !s.tls {
+                } else if !self.needs_extensions() && matches!(r.code, 500 | 502 | 504 | 550) {
                     // An old server: plain SMTP is all the caller asked for.
                     out.status("EHLO refused; trying HELO");
                     let l = format!("HELO {}", self.settings.localname);
@@ -429,7 +461,7 @@ impl SmtpOp for SmtpConnectOp {
             State::Helo(_) => "the HELO reply".into(),
             State::StartTls(_) => "the STARTTLS reply".into(),
             State::Handshake(_) => "the TLS handshake".into(),
-            State::Auth(Authenticating(m, _)) => format!("the AUTH {} reply", m.name()),
+            State::Auth(Authenticating(m, _, _)) => format!("the AUTH {} reply", m.name()),
             State::Finished => "nothing".into(),
         }
     }

@@ -128,7 +128,7 @@ impl SendOp {
         }
         let eight_bit = message.iter().any(|b| *b >= 0x80);
         let utf8_addr = !from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii());
-        if eight_bit && s.extended && !s.has("8BITMIME") && !s.has("SMTPUTF8") {
+        if eight_bit && !s.has("8BITMIME") && !s.has("SMTPUTF8") {
             return Err(MailError::BadValue(
                 "the message has 8-bit bytes and the server lacks 8BITMIME; encode it (quoted-printable or base64)".into(),
             ));
@@ -251,6 +251,13 @@ impl SendOp {
             _ => {
                 // The DATA reply.
                 if let Some(e) = self.mail_error.take() {
+                    if r.code == 354 {
+                        // The server waits for text: end it empty, then reset.
+                        Self::send_line(out, ".");
+                        self.phase = Phase::Abandoning;
+                        self.mail_error = Some(e);
+                        return Step::Continue;
+                    }
                     return Step::Done(Err(e));
                 }
                 if self.accepted() == 0 {
@@ -268,11 +275,10 @@ impl SendOp {
                     return self.reset(e, out);
                 }
                 if r.code != 354 {
-                    return Step::Done(Err(MailError::CommandFailed(format!(
-                        "DATA refused: {} {}",
-                        r.code,
-                        r.text()
-                    ))));
+                    // Recipients stand on the server: RSET so the next message starts clean.
+                    let e =
+                        MailError::CommandFailed(format!("DATA refused: {} {}", r.code, r.text()));
+                    return self.reset(e, out);
                 }
                 out.push(Action::Send {
                     wire: std::mem::take(&mut self.body),

@@ -87,6 +87,9 @@ pub trait SmtpOp {
     }
 }
 
+/// The least time given to the reply to the end of the message data.
+pub const END_OF_DATA_WAIT: Duration = Duration::from_secs(600);
+
 /// Uploads smaller than this go too fast to report.
 const PROGRESS_MIN: u64 = 1 << 20;
 
@@ -100,7 +103,9 @@ pub fn run_smtp<O: SmtpOp>(
     if let Some(e) = &s.broken {
         return Err(MailError::Broken(e.to_string()));
     }
+    let timeout = s.clock.timeout();
     let r = run_inner(op, s, rd, t, obs);
+    s.clock.set_timeout(timeout);
     s.clock.stop();
     if let Err(e) = &r {
         if e.is_fatal_to_connection() {
@@ -168,6 +173,12 @@ fn run_inner<O: SmtpOp>(
             continue;
         }
         let now = t.now();
+        // RFC 5321 4.5.3.2.6: the reply to the final "." may take 10 minutes
+        // (content filters); giving up early invites a duplicate resend.
+        if op.upload().is_some() && s.clock.timeout() < END_OF_DATA_WAIT {
+            s.clock.set_timeout(END_OF_DATA_WAIT);
+            s.clock.touch(now);
+        }
         if s.clock.expired(now) {
             return Err(MailError::Timeout(format!(
                 "{} ({} s without a reply)",

@@ -348,3 +348,121 @@ fn null_sender() {
     )
     .unwrap();
 }
+
+#[test]
+fn long_initial_response_waits_for_the_empty_challenge() {
+    let token = "t".repeat(600);
+    let mut st = settings(
+        SecureMode::Implicit,
+        Some(("a@b", &token)),
+        AuthType::XOAuth2,
+    );
+    st.extended = true;
+    let ir = openssl::base64::encode_block(
+        format!("user=a@b\x01auth=Bearer {token}\x01\x01").as_bytes(),
+    );
+    let script = format!(
+        "S: 220 mx
+         C: EHLO client.test
+         S: 250-mx\\r\\n250 AUTH XOAUTH2
+         C: AUTH XOAUTH2
+         S: 334 
+         C: {ir}
+         S: 235 ok"
+    );
+    let (r, _, seen, _) = connect(st, &script);
+    r.unwrap();
+    assert!(!seen.status.join("\n").contains(&token));
+}
+
+#[test]
+fn ehlo_refused_falls_back_to_helo_only_when_extensions_are_optional() {
+    let mut st = settings(SecureMode::Plain, None, AuthType::Auto);
+    st.extended = true;
+    let (r, s, _, _) = connect(
+        st,
+        "S: 220 mx
+         C: EHLO client.test
+         S: 500 what
+         C: HELO client.test
+         S: 250 ok",
+    );
+    r.unwrap();
+    assert!(!s.extended);
+    let (r, _, _, _) = connect(
+        settings(SecureMode::Plain, Some(("a", "b")), AuthType::Auto),
+        "S: 220 mx
+         C: EHLO client.test
+         S: 500 what",
+    );
+    assert_eq!(r.unwrap_err().code(), -1126);
+}
+
+#[test]
+fn refused_data_resets_and_a_pipelined_mail_failure_ends_a_354() {
+    let mut s = ready(&[]);
+    let mut op = SendOp::new(&s, "me@x", vec!["a@x".into()], b"x", Dsn::default()).unwrap();
+    let e = send(
+        &mut s,
+        &mut op,
+        "C: MAIL FROM:<me@x>
+         S: 250 ok
+         C: RCPT TO:<a@x>
+         S: 250 ok
+         C: DATA
+         S: 451 later
+         C: RSET
+         S: 250 ok",
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), -1126);
+    let mut s = ready(&["PIPELINING"]);
+    let mut op = SendOp::new(&s, "me@x", vec!["a@x".into()], b"x", Dsn::default()).unwrap();
+    let e = send(
+        &mut s,
+        &mut op,
+        "C: MAIL FROM:<me@x>
+         C: RCPT TO:<a@x>
+         C: DATA
+         S: 451 no\\r\\n250 ok\\r\\n354 go
+         C: .
+         S: 554 no transaction
+         C: RSET
+         S: 250 ok",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("MAIL FROM"), "{e}");
+    // 8-bit to a server that only spoke HELO is refused before sending.
+    let mut helo = SmtpSession::new(Duration::from_secs(5));
+    helo.extended = false;
+    assert!(SendOp::new(
+        &helo,
+        "a@x",
+        vec!["b@x".into()],
+        "é".as_bytes(),
+        Dsn::default()
+    )
+    .is_err());
+}
+
+#[test]
+fn auto_falls_back_from_cram_md5_to_plain_over_tls() {
+    let (r, _, seen, _) = connect(
+        settings(
+            SecureMode::Implicit,
+            Some(("alice", "secret")),
+            AuthType::Auto,
+        ),
+        "S: 220 mx
+         C: EHLO client.test
+         S: 250-mx\\r\\n250 AUTH CRAM-MD5 PLAIN
+         C: AUTH CRAM-MD5
+         S: 334 PDEyMz4=
+         C: YWxpY2UgZjJiY2RmZGY3ZTRlNTRlNjhlZWExNDIxY2E3ODAwYzk=
+         S: 535 5.7.8 no
+         C: AUTH PLAIN AGFsaWNlAHNlY3JldA==
+         S: 235 ok",
+    );
+    r.unwrap();
+    assert!(seen.status.join("\n").contains("trying PLAIN"));
+}
