@@ -286,6 +286,7 @@ pub fn open_transport(
     }
     // TLS and certificate checks are for the mail server, also through a proxy.
     conn.host = r.server.host.clone();
+    conn.port = r.server.port;
     if r.implicit {
         obs.status("Starting the TLS handshake");
         let info = conn.start_tls(0, Some(deadline)).map_err(|e| match e {

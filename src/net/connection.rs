@@ -24,6 +24,8 @@ pub struct Connection {
     /// The mail server's name: SNI and certificate checks use it, also
     /// through a proxy.
     pub host: Host,
+    /// The mail server's port (the TLS session cache key has it).
+    pub port: u16,
     pub tls: TlsSettings,
     /// IMAPCancel's signal, selected on in every wait.
     cancel: Receiver<()>,
@@ -165,6 +167,7 @@ impl Connection {
                         io: io.clone(),
                         peer,
                         host: server.host.clone(),
+                        port: server.port,
                         tls,
                         cancel,
                         pre_consumed: 0,
@@ -308,7 +311,7 @@ impl Transport for Connection {
     }
 
     fn start_tls(&mut self, consumed: u64, deadline: Option<Instant>) -> Result<String, MailError> {
-        let (ssl, note) = client_ssl(&self.host, &self.tls)?;
+        let (ssl, note) = client_ssl(&self.host, self.port, &self.tls)?;
         let consumed = consumed + self.pre_consumed;
         let verify = self.tls.verify;
         let host = self.host.as_tls_name();

@@ -4,13 +4,18 @@
 use super::address::Host;
 use crate::error::{CertProblem, MailError};
 use crate::options::ClientCert;
+use openssl::ex_data::Index;
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{Ssl, SslConnector, SslMethod, SslVerifyMode, SslVersion};
+use openssl::ssl::{
+    Ssl, SslConnector, SslMethod, SslSession, SslSessionCacheMode, SslVerifyMode, SslVersion,
+};
 use openssl::x509::verify::X509CheckFlags;
 use openssl::x509::{X509VerifyResult, X509};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 /// Environment variable naming the cacerts folder (overrides the default).
@@ -68,9 +73,51 @@ fn folder_key() -> FolderKey {
     (dir, files)
 }
 
+/// TLS sessions to resume, by server and settings (a session made without
+/// verification is never offered where verification is on). Each is used
+/// once: TLS 1.3 tickets should not be reused (RFC 8446 C.4).
+static SESSIONS: Mutex<Option<HashMap<String, SslSession>>> = Mutex::new(None);
+/// Enough for many servers; beyond it the cache starts afresh.
+const SESSIONS_MAX: usize = 1024;
+
+fn session_index() -> Result<Index<Ssl, String>, MailError> {
+    static INDEX: OnceLock<Result<Index<Ssl, String>, String>> = OnceLock::new();
+    INDEX
+        .get_or_init(|| Ssl::new_ex_index().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(MailError::TlsSetup)
+}
+
+fn session_key(host: &Host, port: u16, s: &TlsSettings) -> String {
+    let cert = s
+        .client_cert
+        .as_ref()
+        .map(|c| c.cert.as_str())
+        .unwrap_or("");
+    format!(
+        "{}|{port}|{}|{}|{cert}",
+        host.as_tls_name(),
+        s.verify,
+        s.fallback
+    )
+}
+
 fn build_connector(dir: Option<&Path>) -> Result<(SslConnector, usize), MailError> {
     let setup = |e: openssl::error::ErrorStack| MailError::TlsSetup(e.to_string());
     let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(setup)?;
+    // Keep sessions ourselves, keyed by server and settings.
+    b.set_session_cache_mode(SslSessionCacheMode::CLIENT | SslSessionCacheMode::NO_INTERNAL);
+    let index = session_index()?;
+    b.set_new_session_callback(move |ssl, session| {
+        if let Some(key) = ssl.ex_data(index) {
+            let mut cache = SESSIONS.lock().unwrap_or_else(|p| p.into_inner());
+            let map = cache.get_or_insert_with(HashMap::new);
+            if map.len() >= SESSIONS_MAX {
+                map.clear();
+            }
+            map.insert(key.clone(), session);
+        }
+    });
     b.set_min_proto_version(Some(SslVersion::TLS1_2))
         .map_err(setup)?;
     b.set_default_verify_paths().map_err(setup)?;
@@ -167,7 +214,11 @@ fn load_client_cert(c: &ClientCert) -> Result<(X509, Vec<X509>, PKey<Private>), 
 }
 
 /// A ready-to-handshake `Ssl` for `host`, plus a note for the status proc.
-pub fn client_ssl(host: &Host, settings: &TlsSettings) -> Result<(Ssl, String), MailError> {
+pub fn client_ssl(
+    host: &Host,
+    port: u16,
+    settings: &TlsSettings,
+) -> Result<(Ssl, String), MailError> {
     let verify = settings.verify;
     let client = settings
         .client_cert
@@ -199,6 +250,17 @@ pub fn client_ssl(host: &Host, settings: &TlsSettings) -> Result<(Ssl, String), 
             X509CheckFlags::NO_PARTIAL_WILDCARDS | X509CheckFlags::NEVER_CHECK_SUBJECT,
         );
     }
+    let session_key = session_key(host, port, settings);
+    let saved = SESSIONS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_mut()
+        .and_then(|m| m.remove(&session_key));
+    if let Some(session) = saved {
+        // SAFETY: the session came from this same connector (same method).
+        unsafe { ssl.set_session(&session) }.map_err(setup)?;
+    }
+    ssl.set_ex_data(session_index()?, session_key);
     if settings.fallback {
         // Old servers: TLS 1.0 and SHA-1 / legacy suites need security level 0.
         ssl.set_min_proto_version(Some(SslVersion::TLS1))
