@@ -256,7 +256,7 @@ impl ConnectOptions {
                     );
                     return Err(MailError::BadValue(format!(
                         "unknown option {shown}; known: IDENTIFY, TRUSTEDSITE, SECURE_EXPLICIT, \
-                         SECURE_IMPLICIT, SECURE_FALLBACK, PREFER_IPV6, TUNNEL[=url], AUTH=type, \
+                         SECURE_IMPLICIT, SECURE_FALLBACK, PREFER_IPV6, TUNNEL[=url], AUTH=type, EXTENDED, \
                          CERT=file, KEY=file, CERTPASS=password, FREETHREAD, OWNTHREAD, ASYNC"
                     )));
                 }

@@ -266,3 +266,25 @@ fn large_message_reports_progress_and_no_password_in_status() {
     disconnect_smtp(sock);
     server.received();
 }
+
+#[test]
+fn own_thread_smtp_sockets_can_be_handed_over() {
+    let server = Scripted::start(|peer| {
+        ehlo(peer, "250 mx\r\n");
+        expect(peer, "NOOP");
+        peer.send("250 ok\r\n");
+        quit(peer);
+    });
+    let (o, _) = smtp_connect(server.port, "", 0, 0, "EXTENDED OWNTHREAD");
+    let sock = o.code();
+    assert!(sock > 0, "{}", env().plugin.last_error());
+    let other = std::thread::spawn(move || {
+        let before = env().plugin.call("SMTPNoOp", &mut [i(sock)]).code();
+        let attach = env().plugin.call("IMAPAttachThread", &mut [i(sock)]).code();
+        let after = env().plugin.call("SMTPNoOp", &mut [i(sock)]).code();
+        let quit = env().plugin.call("SMTPDisconnect", &mut [i(sock)]).code();
+        (before, attach, after, quit)
+    });
+    assert_eq!(other.join().unwrap(), (-1133, 0, 0, 0));
+    server.received();
+}

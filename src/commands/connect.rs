@@ -551,18 +551,23 @@ pub fn cancel(call: &HostCall) -> Result<Ret, MailError> {
 /// IMAPAttachThread(socket): the calling thread becomes the socket's owner.
 pub fn attach_thread(call: &HostCall) -> Result<Ret, MailError> {
     let id = call.integer(0)?.unwrap_or_default();
-    let entry = IMAP_SOCKETS.get(id)?;
     // Taking the socket proves no other thread is inside a command on it.
-    let held = entry.state.try_lock();
-    if let Err(std::sync::TryLockError::WouldBlock) = held {
-        return Err(MailError::SocketBusy);
+    fn claim<T>(entry: &crate::socket_table::SocketEntry<T>) -> Result<(), MailError> {
+        let held = entry.state.try_lock();
+        if let Err(std::sync::TryLockError::WouldBlock) = held {
+            return Err(MailError::SocketBusy);
+        }
+        *entry
+            .control
+            .owner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(std::thread::current().id());
+        Ok(())
     }
-    *entry
-        .control
-        .owner
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = Some(std::thread::current().id());
-    drop(held);
+    match super::smtp::SMTP_SOCKETS.get(id) {
+        Ok(entry) => claim(&entry)?,
+        Err(_) => claim(&*IMAP_SOCKETS.get(id)?)?,
+    }
     call.status(&format!("Socket {id} now belongs to this thread"));
     Ok(Ret::Integer(0))
 }

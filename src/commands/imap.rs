@@ -86,13 +86,18 @@ pub fn noop(call: &HostCall) -> Result<Ret, MailError> {
 /// server may already be gone); the failure is still reported.
 pub fn disconnect(call: &HostCall) -> Result<Ret, MailError> {
     let id = call.integer(0)?.unwrap_or_default();
-    if IMAP_SOCKETS.get(id).is_err() && super::connect::forget_pending(id) {
-        call.status(&format!(
-            "Socket {id}: the background connect was cancelled"
-        ));
-        return Ok(Ret::Integer(0));
-    }
-    let entry = IMAP_SOCKETS.get(id)?;
+    // Pending first: the connect thread inserts only while its id is pending.
+    let was_pending = super::connect::forget_pending(id);
+    let entry = match IMAP_SOCKETS.get(id) {
+        Ok(e) => e,
+        Err(_) if was_pending => {
+            call.status(&format!(
+                "Socket {id}: the background connect was cancelled"
+            ));
+            return Ok(Ret::Integer(0));
+        }
+        Err(e) => return Err(e),
+    };
     let mut guard = lock(&entry, id)?;
     // The list first: if the host refuses it, nothing has happened yet.
     let mut obs = CommandObserver::new(call, call.responses())?

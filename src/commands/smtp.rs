@@ -363,7 +363,7 @@ pub fn disconnect(call: &HostCall) -> Result<Ret, MailError> {
     s.closed = true;
     s.session
         .clock
-        .set_timeout(s.timeout.unwrap_or_else(comms_timeout));
+        .set_timeout(s.timeout.unwrap_or_else(comms_timeout).min(QUIT_WAIT));
     let r = if s.session.broken.is_some() {
         Ok(())
     } else {
