@@ -89,9 +89,13 @@ pub fn parse_server(input: &str, default_port: u16) -> Result<ServerAddr, MailEr
         };
         (host, p)
     };
+    // SocketTools: port 0 means the protocol's default.
     let port = match port {
         None => default_port,
-        Some(p) => parse_port(p)?,
+        Some(p) => match parse_port(p)? {
+            0 => default_port,
+            n => n,
+        },
     };
     Ok(ServerAddr { host, port })
 }
@@ -101,8 +105,8 @@ fn parse_port(p: &str) -> Result<u16, MailError> {
         return Err(MailError::BadPort(format!("{p:?} is not a port number")));
     }
     match p.parse::<u32>() {
-        Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
-        _ => Err(MailError::BadPort(format!("{p} is outside 1..65535"))),
+        Ok(n) if n <= 65535 => Ok(n as u16),
+        _ => Err(MailError::BadPort(format!("{p} is outside 0..65535"))),
     }
 }
 
@@ -193,6 +197,7 @@ mod tests {
         assert_eq!(ok("Mail.Example.COM:1234", 143), "mail.example.com:1234");
         assert_eq!(ok("255.255.255.254", 993), "255.255.255.254:993");
         assert_eq!(ok("10.0.0.1:10143", 143), "10.0.0.1:10143");
+        assert_eq!(ok("host:0", 143), "host:143");
         assert_eq!(ok("[::1]:993", 143), "[::1]:993");
         assert_eq!(ok("[::1]", 143), "[::1]:143");
         assert_eq!(ok("::1", 143), "[::1]:143");
@@ -209,7 +214,6 @@ mod tests {
         assert_eq!(code("   "), -511);
         assert_eq!(code(":143"), -511);
         assert_eq!(code("host:"), -1102);
-        assert_eq!(code("host:0"), -1102);
         assert_eq!(code("host:65536"), -1102);
         assert_eq!(code("host:12ab"), -1102);
         assert_eq!(code("host:-1"), -1102);

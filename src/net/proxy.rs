@@ -893,7 +893,6 @@ mod tests {
             "http://",
             "http:///",
             "http://:3128",
-            "http://proxy:0",
             "http://proxy:99999",
             "http://proxy:port",
             "http://proxy:3128/path",
