@@ -320,8 +320,16 @@ fn cancel_from_another_thread_ends_a_blocking_call() {
         "{:?}",
         o.events
     );
-    // Cleanly closed, never half-way: later commands say so, disconnect frees it.
-    assert_eq!(env().plugin.call("IMAPNoOp", &mut [i(sock)]).code(), -1127);
+    // IDLE stops at a clean point (DONE, then the server's OK): the
+    // session stays usable.
+    assert!(
+        o.events
+            .iter()
+            .any(|e| e.kind == "COMMAND" && e.text.contains(" OK ")),
+        "{:?}",
+        o.events
+    );
+    assert_eq!(env().plugin.call("IMAPNoOp", &mut [i(sock)]).code(), 0);
     assert_eq!(disconnect(sock).code(), 0);
     assert_eq!(env().plugin.call("IMAPCancel", &mut [i(sock)]).code(), -509);
 }
@@ -674,4 +682,35 @@ fn a_second_tls_connect_resumes_the_session() {
     // The first connect is full; the next resumes; a session made with other
     // settings (no verification, legacy TLS) is never offered.
     assert_eq!(resumed, [false, true, false, true, false]);
+}
+
+#[test]
+fn cancel_mid_command_closes_the_connection_cleanly() {
+    let server = Scripted::start(|peer| {
+        peer.send("* PREAUTH ready\r\n");
+        let _ = peer.line(); // NOOP, never answered
+        peer.drain();
+    });
+    let (o, _) = connect_with(
+        &format!("127.0.0.1:{}", server.port),
+        "u",
+        "p",
+        0,
+        30,
+        s(""),
+    );
+    let sock = o.code();
+    assert!(sock > 0);
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        env().plugin.call("IMAPCancel", &mut [i(sock)]).code()
+    });
+    let t = Instant::now();
+    assert_eq!(env().plugin.call("IMAPNoOp", &mut [i(sock)]).code(), -516);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(canceller.join().unwrap(), 1);
+    // Never half-way: the connection is closed, later commands say so.
+    assert_eq!(env().plugin.call("IMAPNoOp", &mut [i(sock)]).code(), -1127);
+    assert_eq!(disconnect(sock).code(), 0);
+    server.received();
 }

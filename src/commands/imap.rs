@@ -48,8 +48,9 @@ pub(super) fn with_socket<T>(
         if let Some(ev) = MailEvent::for_error(e) {
             obs.event(ev);
         }
-        // A cancelled command left the stream mid-way: close it cleanly.
-        if matches!(e, MailError::Cancelled(_)) {
+        // A cancelled command left the stream mid-way: close it cleanly
+        // (unless the command could stop at a clean point, like IDLE).
+        if matches!(e, MailError::Cancelled(_)) && guard.session.broken.is_some() {
             guard.conn.close();
             obs.status(&format!(
                 "Socket {id}: the connection was closed after the cancel; disconnect it"

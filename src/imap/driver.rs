@@ -47,10 +47,12 @@ pub fn run<O: Operation>(
     if let Some(e) = &s.broken {
         return Err(MailError::Broken(e.to_string()));
     }
-    let r = run_inner(op, s, frag, t, obs);
+    let mut clean_cancel = false;
+    let r = run_inner(op, s, frag, t, obs, &mut clean_cancel);
     s.clock.stop();
     if let Err(e) = &r {
-        if e.is_fatal_to_connection() {
+        let clean = clean_cancel && matches!(e, MailError::Cancelled(_));
+        if e.is_fatal_to_connection() && !clean {
             s.broken = Some(e.clone());
         }
     }
@@ -63,6 +65,7 @@ fn run_inner<O: Operation>(
     frag: &mut Fragmentizer,
     t: &mut dyn Transport,
     obs: &mut dyn Observer,
+    clean_cancel: &mut bool,
 ) -> Result<O::Output, MailError> {
     let mut out = Outbox::default();
     s.now = t.now();
@@ -167,6 +170,15 @@ fn run_inner<O: Operation>(
             Ok(None) => {}
             Err(MailError::Closed(why)) => {
                 return op.on_closed(s).unwrap_or(Err(MailError::Closed(why)));
+            }
+            // A second cancel while stopping cleanly closes after all.
+            Err(MailError::Cancelled(why)) if !*clean_cancel => {
+                if !op.on_cancel(&mut out) {
+                    return Err(MailError::Cancelled(why));
+                }
+                obs.status("Cancel: ending the command cleanly");
+                *clean_cancel = true;
+                s.clock.start(t.now());
             }
             Err(e) => return Err(e),
         }

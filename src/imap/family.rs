@@ -170,6 +170,8 @@ pub struct IdleOp {
     cmd: Option<PendingCommand>,
     until: Option<Instant>,
     done_sent: bool,
+    /// IMAPCancel ended it: the OK to DONE becomes -516.
+    cancelled: bool,
     pub updates: Vec<Vec<u8>>,
 }
 
@@ -183,6 +185,7 @@ impl IdleOp {
             cmd: None,
             until: None,
             done_sent: false,
+            cancelled: false,
             updates: Vec::new(),
         }
     }
@@ -243,6 +246,9 @@ impl Operation for IdleOp {
         }
         match self.cmd.as_ref().and_then(|c| c.completion(r)) {
             None => Step::Continue,
+            Some((StatusKind::Ok, _)) if self.cancelled => Step::Done(Err(MailError::Cancelled(
+                "IMAPCancel ended IDLE; the session is usable".into(),
+            ))),
             Some((StatusKind::Ok, _)) => Step::Done(Ok(std::mem::take(&mut self.updates))),
             Some((_, text)) => Step::Done(Err(MailError::CommandFailed(format!("IDLE: {text}")))),
         }
@@ -259,6 +265,14 @@ impl Operation for IdleOp {
 
     fn waiting_for(&self) -> String {
         "the end of IDLE".into()
+    }
+
+    fn on_cancel(&mut self, out: &mut Outbox) -> bool {
+        // DONE ends IDLE cleanly; the server's OK follows.
+        self.cancelled = true;
+        self.until = None;
+        self.send_done(out);
+        true
     }
 }
 

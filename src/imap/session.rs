@@ -426,6 +426,13 @@ pub trait Operation {
     }
     /// The server closed the connection: `Some` when that ends the
     /// operation (LOGOUT after BYE), `None` when it is an error.
+    /// IMAPCancel arrived. An operation that can stop cleanly queues what
+    /// ends it and returns true; then it finishes with Cancelled and the
+    /// session stays usable. Otherwise the connection is closed.
+    fn on_cancel(&mut self, _out: &mut Outbox) -> bool {
+        false
+    }
+
     fn on_closed(&mut self, _s: &mut ImapSession) -> Option<Result<Self::Output, MailError>> {
         None
     }
