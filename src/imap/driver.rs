@@ -12,6 +12,10 @@ use std::time::Instant;
 /// tests use a scripted one with a fake clock.
 pub trait Transport {
     fn send(&mut self, bytes: &[u8]) -> Result<(), MailError>;
+    /// The same, taking the bytes: large bodies are not copied again.
+    fn send_owned(&mut self, bytes: Vec<u8>) -> Result<(), MailError> {
+        self.send(&bytes)
+    }
     /// The next bytes from the server, or `Ok(None)` once `deadline` passed.
     fn recv(&mut self, deadline: Option<Instant>) -> Result<Option<Vec<u8>>, MailError>;
     /// Runs the TLS handshake. `consumed` is how many plaintext bytes the
@@ -77,7 +81,7 @@ fn run_inner<O: Operation>(
             match action {
                 Action::Send { wire, shown } => {
                     obs.status(&format!("C: {shown}"));
-                    t.send(&wire)?;
+                    t.send_owned(wire)?;
                 }
                 Action::Status(m) => obs.status(&m),
                 Action::StartTls => {

@@ -293,13 +293,14 @@ impl Drop for Connection {
 
 impl Transport for Connection {
     fn send(&mut self, bytes: &[u8]) -> Result<(), MailError> {
+        self.send_owned(bytes.to_vec())
+    }
+
+    fn send_owned(&mut self, bytes: Vec<u8>) -> Result<(), MailError> {
         if self.closed {
             return Err(MailError::Closed("the connection is closed".into()));
         }
-        self.io.request(Request::Send {
-            id: self.id,
-            bytes: bytes.to_vec(),
-        });
+        self.io.request(Request::Send { id: self.id, bytes });
         Ok(())
     }
 

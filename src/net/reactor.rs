@@ -103,6 +103,9 @@ struct Conn {
     flow: Arc<Flow>,
     connecting: bool,
     out: Vec<u8>,
+    /// Bytes of `out` already written: large uploads are not shifted after
+    /// every write.
+    out_pos: usize,
     received: u64,
 }
 
@@ -209,6 +212,7 @@ impl Reactor {
                         flow,
                         connecting: true,
                         out: Vec::new(),
+                        out_pos: 0,
                         received: 0,
                     };
                     self.conns.insert(id, conn);
@@ -219,7 +223,13 @@ impl Reactor {
             },
             Request::Send { id, bytes } => {
                 if let Some(c) = self.conns.get_mut(&id) {
-                    c.out.extend_from_slice(&bytes);
+                    // Take the caller's buffer whole when nothing waits before it.
+                    if c.out_pos == c.out.len() {
+                        c.out = bytes;
+                        c.out_pos = 0;
+                    } else {
+                        c.out.extend_from_slice(&bytes);
+                    }
                     self.ready(id);
                 }
             }
@@ -358,7 +368,7 @@ impl Reactor {
         }
         match read_available(c, &mut self.buf) {
             // A TLS write may have waited for this read (renegotiation): retry it.
-            Ok(true) if !c.out.is_empty() => {
+            Ok(true) if c.out_pos < c.out.len() => {
                 if let Err(e) = flush(c) {
                     self.fail(id, Event::Failed(e));
                 }
@@ -371,11 +381,11 @@ impl Reactor {
 }
 
 fn flush(c: &mut Conn) -> io::Result<()> {
-    let mut written = 0;
-    while written < c.out.len() {
+    let start = c.out_pos;
+    while c.out_pos < c.out.len() {
         let r = match &mut c.stream {
-            Stream::Plain(s) => s.write(&c.out[written..]),
-            Stream::Tls(s) => s.write(&c.out[written..]),
+            Stream::Plain(s) => s.write(&c.out[c.out_pos..]),
+            Stream::Tls(s) => s.write(&c.out[c.out_pos..]),
             _ => break,
         };
         match r {
@@ -385,13 +395,20 @@ fn flush(c: &mut Conn) -> io::Result<()> {
                     "the connection accepts no more data",
                 ))
             }
-            Ok(n) => written += n,
+            Ok(n) => c.out_pos += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
     }
-    c.out.drain(..written);
+    let written = c.out_pos - start;
+    if c.out_pos == c.out.len() {
+        c.out.clear();
+        c.out_pos = 0;
+    } else if c.out_pos > c.out.len() / 2 {
+        c.out.drain(..c.out_pos);
+        c.out_pos = 0;
+    }
     if written > 0 {
         let _ = c.events.send(Event::Written(written));
     }

@@ -135,7 +135,7 @@ fn run_inner<O: SmtpOp>(
                         obs.status(&format!("C: {shown}"));
                     }
                     sent += wire.len() as u64;
-                    t.send(&wire)?;
+                    t.send_owned(wire)?;
                 }
                 Action::Status(m) => obs.status(&m),
                 Action::StartTls => {
