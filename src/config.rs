@@ -38,6 +38,8 @@ pub struct Defaults {
     pub remoteport: Option<u16>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// The OAuth access token (ActiveX BearerToken) for XOAUTH2 / OAUTHBEARER.
+    pub bearertoken: Option<String>,
     /// Seconds; None = commstimeout.
     pub timeout: Option<u64>,
     pub options: Option<Value>,
@@ -79,6 +81,7 @@ pub const NAMES: &[&str] = &[
     "remoteport",
     "username",
     "password",
+    "bearertoken",
     "timeout",
     "options",
     "tunnel",
@@ -144,6 +147,10 @@ pub fn set(name: &str, value: Value) -> Result<(), MailError> {
             let v = text(n, value)?;
             update(|d| d.password = v);
         }
+        "bearertoken" => {
+            let v = text(n, value)?;
+            update(|d| d.bearertoken = v);
+        }
         "timeout" => {
             let s = seconds(n, integer(n, &value)?)?;
             update(|d| d.timeout = (s > 0).then_some(s));
@@ -189,10 +196,11 @@ pub fn get(name: &str) -> Result<Value, MailError> {
         "hostname" => t(d.hostname),
         "remoteport" => Value::Integer(d.remoteport.unwrap_or(0) as i64),
         "username" => t(d.username),
-        "password" => {
-            return Err(MailError::BadValue(
-                "the password setting can be set but never read back".into(),
-            ))
+        "password" | "bearertoken" => {
+            return Err(MailError::BadValue(format!(
+                "the {} setting can be set but never read back",
+                name.to_ascii_lowercase()
+            )))
         }
         "timeout" => Value::Integer(d.timeout.unwrap_or(0) as i64),
         "options" => match d.options {

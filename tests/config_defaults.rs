@@ -73,3 +73,36 @@ fn omitted_arguments_take_the_configured_defaults() {
         }
     }
 }
+
+#[test]
+fn oauth_types_take_the_bearertoken_setting() {
+    use support::scripted::Scripted;
+    let b64 = openssl::base64::encode_block(b"user=u11\x01auth=Bearer tok-XYZ9\x01\x01");
+    let server = Scripted::start(move |peer| {
+        peer.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] hi\r\n");
+        assert_eq!(
+            peer.line().unwrap(),
+            format!("A0001 AUTHENTICATE XOAUTH2 {b64}")
+        );
+        peer.send("A0001 OK in\r\n");
+        let tag = peer.command("LOGOUT");
+        peer.send(&format!("* BYE\r\n{tag} OK bye\r\n"));
+    });
+    let script = [
+        "MailSetConfig(\"password\", \"not-this\")".to_string(),
+        "MailSetConfig(\"bearertoken\", \"tok-XYZ9\")".to_string(),
+        "t = MailGetConfig(\"bearertoken\")".to_string(),
+        format!(
+            "sock = IMAPConnect(\"127.0.0.1:{}\", \"u11\", , st, r, , , , \"AUTH=XOAUTH2\")",
+            server.port
+        ),
+        "IMAPDisconnect(sock)".to_string(),
+    ];
+    let lines: Vec<&str> = script.iter().map(String::as_str).collect();
+    let out = host_json(&lines, &[], None);
+    assert_eq!(out[2]["return"], -1132);
+    assert!(out[3]["return"].as_i64().unwrap() > 0, "{}", out[3]);
+    assert!(!out[3]["status"].to_string().contains("tok-XYZ9"));
+    assert_eq!(out[4]["return"], 0);
+    server.received();
+}

@@ -92,7 +92,14 @@ impl ConnectPlan {
             }
         };
         let username = pick(USERNAME, &d.username, "username")?;
-        let password = pick(PASSWORD, &d.password, "password")?;
+        // OAuth types take the access token: the bearertoken setting first.
+        let oauth = matches!(options.auth, AuthType::XOAuth2 | AuthType::OAuthBearer);
+        let secret_default = if oauth && d.bearertoken.is_some() {
+            &d.bearertoken
+        } else {
+            &d.password
+        };
+        let password = pick(PASSWORD, secret_default, "password")?;
         let server = non_empty(call.string(SERVER)?)
             .or(d.hostname.clone())
             .unwrap_or_default();
