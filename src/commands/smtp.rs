@@ -576,11 +576,13 @@ pub fn send(call: &HostCall) -> Result<Ret, MailError> {
         ));
     }
     let from_addr = mime::envelope_address(&from_text).map_err(mime_err)?;
+    // The Message-ID's right side must be ASCII whatever the sender is.
     let domain = from_addr
         .rsplit('@')
         .next()
-        .unwrap_or("localhost")
-        .to_string();
+        .and_then(|d| idna::domain_to_ascii(d).ok())
+        .filter(|d| !d.is_empty() && d.is_ascii())
+        .unwrap_or_else(|| "localhost".into());
     let mut rand = [0u8; 12];
     openssl::rand::rand_bytes(&mut rand).map_err(|e| MailError::Internal(e.to_string()))?;
     let now = std::time::SystemTime::now();
