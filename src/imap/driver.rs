@@ -23,6 +23,9 @@ pub trait Transport {
     /// (bytes injected before the handshake). Returns a milestone text.
     fn start_tls(&mut self, consumed: u64, deadline: Option<Instant>) -> Result<String, MailError>;
     fn now(&self) -> Instant;
+    /// A command ended: the transport may hand the socket to the I/O
+    /// thread until the next one.
+    fn idle(&mut self) {}
     /// Bytes that have left for the server so far (upload progress).
     fn bytes_written(&self) -> u64 {
         0
@@ -53,6 +56,7 @@ pub fn run<O: Operation>(
     }
     let mut clean_cancel = false;
     let r = run_inner(op, s, frag, t, obs, &mut clean_cancel);
+    t.idle();
     s.clock.stop();
     if let Err(e) = &r {
         let clean = clean_cancel && matches!(e, MailError::Cancelled(_));

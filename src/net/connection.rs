@@ -1,25 +1,33 @@
-//! A connection as a calling thread sees it: requests to the I/O thread,
-//! events back on the connection's own channel, waits bounded by deadlines.
+//! A connection as a calling thread sees it. While a command runs, the
+//! calling thread does the socket I/O itself (connect, TLS handshake,
+//! reads and writes, waits bounded by deadlines and checked for cancel);
+//! between commands and during long waits the socket is parked with the
+//! I/O thread (`reactor.rs`).
 
 use super::address::{Host, ServerAddr};
 use super::eyeballs::{order, Action, Eyeballs, ATTEMPT_DELAY};
 use super::proxy::{ProxyHandshake, ProxySpec, ProxyStep};
-use super::reactor::{Event, Flow, Io, Request, TlsPeer};
-use super::tls::{client_ssl, TlsSettings};
+use super::reactor::{Core, Io, ReadOutcome, Shared, Stream};
+use super::tls::{classify_failure, client_ssl, TlsSettings};
 use crate::error::MailError;
 use crate::imap::driver::Transport;
-use crossbeam_channel::{Receiver, Select};
-use std::io;
+use crossbeam_channel::Receiver;
+use mio::net::TcpStream;
+use openssl::ssl::{ErrorCode, HandshakeError};
+use openssl::x509::X509VerifyResult;
+use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Instant;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
 
 pub struct Connection {
     id: usize,
-    events: Receiver<Event>,
-    flow: Arc<Flow>,
-    io: Io,
+    shared: Arc<Shared>,
+    /// The I/O thread's wake-ups while this connection waits parked.
+    pings: Receiver<()>,
+    io: &'static Io,
+    fd: RawFd,
     pub peer: SocketAddr,
     /// The mail server's name: SNI and certificate checks use it, also
     /// through a proxy.
@@ -27,21 +35,67 @@ pub struct Connection {
     /// The mail server's port (the TLS session cache key has it).
     pub port: u16,
     pub tls: TlsSettings,
-    /// IMAPCancel's signal, selected on in every wait.
+    /// IMAPCancel's signal, checked in every wait.
     cancel: Receiver<()>,
     /// Plaintext bytes the proxy exchange consumed before the mail protocol.
     pub pre_consumed: u64,
-    /// Bytes the I/O thread has handed to the kernel, in all.
-    written: u64,
     closed: bool,
 }
 
-/// One connect attempt of several (Happy Eyeballs).
-struct Attempt {
-    id: usize,
-    events: Receiver<Event>,
-    flow: Arc<Flow>,
-    addr: SocketAddr,
+/// A wait polls the socket itself for this long, then parks it with the
+/// I/O thread and sleeps on its channel: quick replies cost no thread
+/// hand-off, long waits (IDLE, slow servers) no repeated wake-ups.
+const DIRECT_WAIT: Duration = Duration::from_millis(200);
+/// Longest single poll(2): how soon a cancel is seen during a direct wait.
+const POLL_SLICE: Duration = Duration::from_millis(10);
+/// Largest batch one recv hands to the protocol (progress is reported
+/// between batches).
+const RECV_BATCH: usize = 256 * 1024;
+
+/// Waits for any of `fds` (with their `events`) until `until`, in slices
+/// so that a cancel is noticed. Ok(true) when one is ready.
+fn poll_fds(
+    fds: &mut [libc::pollfd],
+    until: Option<Instant>,
+    cancel: &Receiver<()>,
+) -> Result<bool, MailError> {
+    loop {
+        if cancel.try_recv().is_ok() {
+            return Err(cancelled());
+        }
+        let now = Instant::now();
+        let mut slice = POLL_SLICE;
+        if let Some(u) = until {
+            if now >= u {
+                return Ok(false);
+            }
+            slice = slice.min(u - now);
+        }
+        // Round up: waking before the deadline would only poll again.
+        let ms = slice.as_micros().div_ceil(1000) as libc::c_int;
+        for f in fds.iter_mut() {
+            f.revents = 0;
+        }
+        // SAFETY: fds is a valid, exclusively borrowed array of pollfd.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n > 0 {
+            return Ok(true);
+        }
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(MailError::Network(format!("poll: {e}")));
+            }
+        }
+    }
+}
+
+fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
 }
 
 /// Maps a connect / socket error to the documented codes.
@@ -94,97 +148,104 @@ impl Connection {
         let io = Io::global();
         let ordered = order(addrs, prefer_ipv6);
         let mut plan = Eyeballs::new(ordered, Instant::now(), deadline, ATTEMPT_DELAY);
-        let mut attempts: Vec<Option<Attempt>> = Vec::new();
+        // Attempts in flight, by their index in the plan.
+        let mut attempts: Vec<Option<(TcpStream, SocketAddr)>> = Vec::new();
         let mut best: Option<MailError> = None;
-        let close_all = |attempts: &mut Vec<Option<Attempt>>| {
-            for a in attempts.iter_mut().filter_map(Option::take) {
-                io.request(Request::Close { id: a.id });
-            }
-        };
+        let note_failure =
+            |failure: MailError, best: &mut Option<MailError>, status: &mut dyn FnMut(&str)| {
+                status(&format!("{failure}"));
+                if best.as_ref().is_none_or(|b| rank(&failure) > rank(b)) {
+                    *best = Some(failure);
+                }
+            };
         loop {
             let wait_until = match plan.poll(Instant::now()) {
                 Action::Start(i, addr) => {
                     status(&format!("Connecting to {server} ({addr})"));
-                    let id = io.new_id();
-                    let (tx, rx) = crossbeam_channel::unbounded();
-                    let flow = Arc::new(Flow::default());
-                    io.request(Request::Connect {
-                        id,
-                        addr,
-                        events: tx,
-                        flow: flow.clone(),
-                    });
                     attempts.resize_with(attempts.len().max(i + 1), || None);
-                    attempts[i] = Some(Attempt {
-                        id,
-                        events: rx,
-                        flow,
-                        addr,
-                    });
+                    match TcpStream::connect(addr) {
+                        Ok(s) => attempts[i] = Some((s, addr)),
+                        Err(e) => {
+                            note_failure(io_error(&e, &addr.to_string()), &mut best, status);
+                            plan.failed(i, Instant::now());
+                        }
+                    }
                     continue;
                 }
                 Action::WaitUntil(t) => t,
                 Action::GiveUp => {
                     let in_flight = attempts.iter().any(Option::is_some);
-                    close_all(&mut attempts);
                     return Err(match best {
                         Some(b) if !in_flight => b,
                         _ => MailError::Timeout(format!("the connection to {server}")),
                     });
                 }
             };
-            // Select borrows its receivers: wait on clones of them.
-            let live: Vec<(usize, Receiver<Event>)> = attempts
-                .iter()
-                .enumerate()
-                .filter_map(|(i, a)| a.as_ref().map(|a| (i, a.events.clone())))
+            let live: Vec<usize> = (0..attempts.len())
+                .filter(|&i| attempts[i].is_some())
                 .collect();
-            let mut sel = Select::new();
-            for (_, rx) in &live {
-                sel.recv(rx);
-            }
-            let cancel_index = sel.recv(&cancel);
-            let Ok(op) = sel.select_deadline(wait_until) else {
+            let mut fds: Vec<libc::pollfd> = live
+                .iter()
+                .map(|&i| {
+                    let (s, _) = attempts[i].as_ref().expect("live");
+                    pollfd(s.as_raw_fd(), libc::POLLOUT)
+                })
+                .collect();
+            // One slice at most, so the plan is asked again in time.
+            if !poll_fds(&mut fds, Some(wait_until), &cancel)? {
                 continue;
-            };
-            if op.index() == cancel_index {
-                let _ = op.recv(&cancel);
-                close_all(&mut attempts);
-                return Err(cancelled());
             }
-            let (i, rx) = &live[op.index()];
-            let received = op.recv(rx);
-            let a = attempts[*i].take().expect("live");
-            let i = *i;
-            let failure = match received {
-                Ok(Event::Connected { peer }) => {
-                    close_all(&mut attempts);
-                    status(&format!("Connected to {peer}"));
-                    return Ok(Connection {
-                        id: a.id,
-                        events: a.events,
-                        flow: a.flow,
-                        io: io.clone(),
-                        peer,
-                        host: server.host.clone(),
-                        port: server.port,
-                        tls,
-                        cancel,
-                        pre_consumed: 0,
-                        written: 0,
-                        closed: false,
-                    });
+            for (k, &i) in live.iter().enumerate() {
+                if fds[k].revents == 0 {
+                    continue;
                 }
-                Ok(Event::Failed(e)) => io_error(&e, &a.addr.to_string()),
-                Ok(other) => MailError::Internal(format!("unexpected event {other:?}")),
-                Err(_) => MailError::Internal("the I/O thread dropped a connect".into()),
-            };
-            status(&format!("{failure}"));
-            io.request(Request::Close { id: a.id });
-            plan.failed(i, Instant::now());
-            if best.as_ref().is_none_or(|b| rank(&failure) > rank(b)) {
-                best = Some(failure);
+                let (s, addr) = attempts[i].take().expect("live");
+                let failure = match s.take_error() {
+                    Ok(Some(e)) | Err(e) => io_error(&e, &addr.to_string()),
+                    Ok(None) => match s.peer_addr() {
+                        Ok(peer) => {
+                            let _ = s.set_nodelay(true);
+                            status(&format!("Connected to {peer}"));
+                            return Ok(Connection::adopt(io, s, peer, server, tls, cancel));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                            attempts[i] = Some((s, addr));
+                            continue;
+                        }
+                        Err(e) => io_error(&e, &addr.to_string()),
+                    },
+                };
+                note_failure(failure, &mut best, status);
+                plan.failed(i, Instant::now());
             }
+        }
+    }
+
+    fn adopt(
+        io: &'static Io,
+        s: TcpStream,
+        peer: SocketAddr,
+        server: &ServerAddr,
+        tls: TlsSettings,
+        cancel: Receiver<()>,
+    ) -> Connection {
+        let id = io.new_id();
+        let fd = s.as_raw_fd();
+        let (shared, pings) = Shared::new(Core::new(Stream::Plain(s)));
+        io.adopt(id, shared.clone());
+        Connection {
+            id,
+            shared,
+            pings,
+            io,
+            fd,
+            peer,
+            host: server.host.clone(),
+            port: server.port,
+            tls,
+            cancel,
+            pre_consumed: 0,
+            closed: false,
         }
     }
 
@@ -203,11 +264,13 @@ impl Connection {
         self.send(&first)?;
         let mut received = 0u64;
         loop {
-            let ev = self.next_event(Some(deadline))?.ok_or_else(|| {
-                MailError::Timeout(format!("the proxy {proxy} to open the tunnel"))
-            })?;
-            let bytes = match self.take(ev) {
-                Ok(b) => b,
+            let bytes = match self.recv(Some(deadline)) {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    return Err(MailError::Timeout(format!(
+                        "the proxy {proxy} to open the tunnel"
+                    )))
+                }
                 Err(MailError::Closed(_)) => return Err(hs.on_close()),
                 Err(e) => return Err(e),
             };
@@ -228,60 +291,48 @@ impl Connection {
     }
 
     pub fn close(&mut self) {
-        if !self.closed {
-            self.closed = true;
-            self.io.request(Request::Close { id: self.id });
+        if self.closed {
+            return;
         }
+        self.closed = true;
+        let mut core = self.shared.lock();
+        self.io.unpark(&mut core);
+        if let Stream::Tls(s) = &mut core.stream {
+            let _ = s.shutdown(); // best effort close_notify; never waits
+        }
+        core.stream = Stream::Gone; // closes the socket
+        drop(core);
+        self.io.forget(self.id);
     }
 
-    /// The next event, None at the deadline, or an error when cancelled.
-    fn next_event(&self, deadline: Option<Instant>) -> Result<Option<Event>, MailError> {
-        let gone = || MailError::Closed("the connection is closed".into());
+    /// The socket, taken back from the I/O thread if it was parked there.
+    fn held(&self) -> MutexGuard<'_, Core> {
+        let mut core = self.shared.lock();
+        self.io.unpark(&mut core);
+        core
+    }
+
+    /// Sleeps until the I/O thread reports news for this socket, the
+    /// deadline, or a cancel. Ok(false) at the deadline.
+    fn wait_parked(&self, deadline: Option<Instant>) -> Result<bool, MailError> {
+        // A ping left from before is stale; one that comes after parking is not.
+        while self.pings.try_recv().is_ok() {}
+        self.io.park(self.id, &mut self.shared.lock());
         let deadline = deadline
             .map(crossbeam_channel::at)
             .unwrap_or_else(crossbeam_channel::never);
         crossbeam_channel::select! {
-            recv(self.events) -> ev => ev.map(Some).map_err(|_| gone()),
+            recv(self.pings) -> _ => Ok(true),
             recv(self.cancel) -> _ => Err(cancelled()),
-            recv(deadline) -> _ => Ok(None),
+            recv(deadline) -> _ => Ok(false),
         }
     }
 
-    /// Whether the server has closed the connection while nobody was
-    /// reading; data that arrived meanwhile is returned for the protocol.
-    pub fn poll_idle(&mut self) -> (Vec<u8>, bool) {
-        let mut data = Vec::new();
-        while let Ok(ev) = self.events.try_recv() {
-            match self.take(ev) {
-                Ok(bytes) => data.extend_from_slice(&bytes),
-                Err(_) => {
-                    self.closed = true;
-                    return (data, true);
-                }
-            }
+    fn check_open(&self) -> Result<(), MailError> {
+        if self.closed {
+            return Err(MailError::Closed("the connection is closed".into()));
         }
-        (data, false)
-    }
-
-    fn take(&mut self, ev: Event) -> Result<Vec<u8>, MailError> {
-        match ev {
-            Event::Data(bytes) => {
-                self.flow.queued.fetch_sub(bytes.len(), Ordering::AcqRel);
-                if self.flow.paused.swap(false, Ordering::AcqRel) {
-                    self.io.request(Request::Resume { id: self.id });
-                }
-                Ok(bytes)
-            }
-            // Upload progress: no data, but the wait clock restarts.
-            Event::Written(n) => {
-                self.written += n as u64;
-                Ok(Vec::new())
-            }
-            Event::Closed => Err(MailError::Closed("the server closed the connection".into())),
-            Event::Failed(e) => Err(io_error(&e, &self.peer.to_string())),
-            Event::TlsDone(Err(e)) => Err(e),
-            other => Err(MailError::Internal(format!("unexpected event {other:?}"))),
-        }
+        Ok(())
     }
 }
 
@@ -297,41 +348,98 @@ impl Transport for Connection {
     }
 
     fn send_owned(&mut self, bytes: Vec<u8>) -> Result<(), MailError> {
-        if self.closed {
-            return Err(MailError::Closed("the connection is closed".into()));
-        }
-        self.io.request(Request::Send { id: self.id, bytes });
+        self.check_open()?;
+        let mut core = self.held();
+        core.queue(bytes);
+        // What the socket does not take now goes out while we wait.
+        core.flush().map_err(|e| io_error(&e, &self.peer.to_string()))?;
         Ok(())
     }
 
     fn recv(&mut self, deadline: Option<Instant>) -> Result<Option<Vec<u8>>, MailError> {
-        match self.next_event(deadline)? {
-            Some(ev) => self.take(ev).map(Some),
-            None => Ok(None),
+        self.check_open()?;
+        let started = Instant::now();
+        loop {
+            let mut core = self.held();
+            if !core.inbound.is_empty() {
+                return Ok(Some(std::mem::take(&mut core.inbound)));
+            }
+            if let Some(e) = core.error.take() {
+                core.eof = true;
+                return Err(io_error(&e, &self.peer.to_string()));
+            }
+            if core.eof || matches!(core.stream, Stream::Gone) {
+                return Err(MailError::Closed("the server closed the connection".into()));
+            }
+            let wrote = core
+                .flush()
+                .map_err(|e| io_error(&e, &self.peer.to_string()))?;
+            let mut data = Vec::new();
+            match core.read_into(&mut data, RECV_BATCH) {
+                Ok(ReadOutcome::Data) => return Ok(Some(data)),
+                Ok(ReadOutcome::Eof) => {
+                    core.eof = true;
+                    return Err(MailError::Closed("the server closed the connection".into()));
+                }
+                Ok(ReadOutcome::WouldBlock) => {}
+                Err(e) => return Err(io_error(&e, &self.peer.to_string())),
+            }
+            // Upload progress: no data, but the wait clock restarts.
+            if wrote > 0 {
+                return Ok(Some(Vec::new()));
+            }
+            let mut events = libc::POLLIN;
+            if core.out_pending() {
+                events |= libc::POLLOUT;
+            }
+            drop(core);
+            let ready = if started.elapsed() < DIRECT_WAIT {
+                let until = match deadline {
+                    Some(d) => d.min(started + DIRECT_WAIT),
+                    None => started + DIRECT_WAIT,
+                };
+                // At the end of the direct wait the deadline may be ahead still.
+                poll_fds(&mut [pollfd(self.fd, events)], Some(until), &self.cancel)?
+                    || deadline.is_none_or(|d| Instant::now() < d)
+            } else {
+                self.wait_parked(deadline)?
+            };
+            if !ready {
+                return Ok(None);
+            }
         }
     }
 
     fn start_tls(&mut self, consumed: u64, deadline: Option<Instant>) -> Result<String, MailError> {
+        self.check_open()?;
         let (ssl, note) = client_ssl(&self.host, self.port, &self.tls)?;
         let consumed = consumed + self.pre_consumed;
         let verify = self.tls.verify;
         let host = self.host.as_tls_name();
-        self.io.request(Request::StartTls {
-            id: self.id,
-            ssl: Box::new(ssl),
-            consumed,
-            peer: TlsPeer {
-                host: host.clone(),
-                verify,
-            },
-        });
+        let mut core = self.held();
+        // Catch bytes already in the kernel: anything past the reply is injected.
+        if let Stream::Plain(tcp) = &mut core.stream {
+            let mut probe = [0u8; 1];
+            if let Ok(n @ 1..) = tcp.read(&mut probe) {
+                core.received += n as u64;
+            }
+        }
+        if core.received != consumed {
+            let extra = core.received.saturating_sub(consumed);
+            core.stream = Stream::Gone;
+            return Err(MailError::Injection(format!(
+                "{extra} plaintext byte(s) arrived before the handshake"
+            )));
+        }
+        let Stream::Plain(tcp) = std::mem::replace(&mut core.stream, Stream::Gone) else {
+            return Err(MailError::AlreadySecure);
+        };
+        let mut attempt = ssl.connect(tcp);
         loop {
-            let ev = self
-                .next_event(deadline)?
-                .ok_or_else(|| MailError::Timeout("the TLS handshake".into()))?;
-            match ev {
-                Event::TlsDone(Ok(info)) => {
-                    let resumed = if info.resumed {
+            match attempt {
+                Ok(s) => {
+                    let ssl = s.ssl();
+                    let resumed = if ssl.session_reused() {
                         ", session resumed"
                     } else {
                         ""
@@ -341,22 +449,45 @@ impl Transport for Connection {
                     } else {
                         String::new()
                     };
-                    return Ok(format!(
+                    let text = format!(
                         "TLS established: {} {}{checked}{resumed} ({note})",
-                        info.version, info.cipher
-                    ));
+                        ssl.version_str(),
+                        ssl.current_cipher().map(|c| c.name()).unwrap_or_default()
+                    );
+                    core.stream = Stream::Tls(Box::new(s));
+                    return Ok(text);
                 }
-                // Plaintext that was already on its way before the handshake.
-                Event::Data(bytes) => {
-                    return Err(MailError::Injection(format!(
-                        "{} plaintext byte(s) before the handshake",
-                        bytes.len()
-                    )))
+                Err(HandshakeError::WouldBlock(mid)) => {
+                    let events = if mid.error().code() == ErrorCode::WANT_WRITE {
+                        libc::POLLOUT
+                    } else {
+                        libc::POLLIN
+                    };
+                    if !poll_fds(&mut [pollfd(self.fd, events)], deadline, &self.cancel)? {
+                        return Err(MailError::Timeout("the TLS handshake".into()));
+                    }
+                    attempt = mid.handshake();
                 }
-                other => {
-                    self.take(other)?;
+                Err(HandshakeError::Failure(mid)) => {
+                    let detail = mid.error().to_string();
+                    // With verification off, OpenSSL still records a result: ignore it.
+                    let verdict = if verify {
+                        mid.ssl().verify_result()
+                    } else {
+                        X509VerifyResult::OK
+                    };
+                    return Err(classify_failure(verdict, &detail, &host));
+                }
+                Err(HandshakeError::SetupFailure(e)) => {
+                    return Err(MailError::TlsSetup(e.to_string()))
                 }
             }
+        }
+    }
+
+    fn idle(&mut self) {
+        if !self.closed {
+            self.io.park(self.id, &mut self.shared.lock());
         }
     }
 
@@ -365,6 +496,6 @@ impl Transport for Connection {
     }
 
     fn bytes_written(&self) -> u64 {
-        self.written
+        self.shared.lock().written
     }
 }

@@ -1,120 +1,215 @@
-//! The I/O thread. It owns every socket, moves bytes between sockets and
-//! callers' channels, and runs TLS handshakes; it knows nothing of IMAP.
-//! One thread serves all connections, so an idle connection costs no thread.
+//! The I/O thread and the state of one socket.
+//!
+//! A socket is either *held* by the thread that runs a command on it (see
+//! `connection.rs`: that thread reads, writes and handshakes itself, so a
+//! reply costs no thread hand-off) or *parked* here between commands and
+//! during long waits. While parked, the I/O thread flushes what is left to
+//! write, reads what the server sends into the socket's inbound buffer (up
+//! to a cap), notices a close, and pings a caller that waits. It knows
+//! nothing of IMAP or SMTP. One thread serves every parked socket, so an
+//! idle session costs a registered descriptor, not a thread.
 
-use super::tls::classify_failure;
-use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token, Waker};
-use openssl::ssl::{HandshakeError, MidHandshakeSslStream, Ssl, SslStream};
-use openssl::x509::X509VerifyResult;
+use mio::{Events, Interest, Poll, Registry, Token};
+use openssl::ssl::SslStream;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-const WAKER: Token = Token(usize::MAX);
-/// Bytes delivered to a caller but not yet taken before reading pauses.
-pub const READ_PAUSE_AT: usize = 4 * 1024 * 1024;
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes a parked socket may buffer before the I/O thread stops reading it.
+pub const INBOUND_CAP: usize = 4 * 1024 * 1024;
+/// One read's size.
+pub const READ_CHUNK: usize = 64 * 1024;
 
-/// Back-pressure between the I/O thread and the caller of one connection.
-#[derive(Debug, Default)]
-pub struct Flow {
-    pub queued: AtomicUsize,
-    pub paused: AtomicBool,
-}
-
-pub enum Request {
-    Connect {
-        id: usize,
-        addr: SocketAddr,
-        events: Sender<Event>,
-        flow: Arc<Flow>,
-    },
-    Send {
-        id: usize,
-        bytes: Vec<u8>,
-    },
-    /// Start TLS; refused when more than `consumed` plaintext bytes arrived.
-    StartTls {
-        id: usize,
-        ssl: Box<Ssl>,
-        consumed: u64,
-        peer: TlsPeer,
-    },
-    Resume {
-        id: usize,
-    },
-    Close {
-        id: usize,
-    },
-}
-
-/// Who the handshake is with, and whether its certificate is checked.
-pub struct TlsPeer {
-    pub host: String,
-    pub verify: bool,
-}
-
-#[derive(Debug)]
-pub struct TlsInfo {
-    pub version: String,
-    pub cipher: String,
-    pub resumed: bool,
-}
-
-#[derive(Debug)]
-pub enum Event {
-    Connected {
-        peer: SocketAddr,
-    },
-    Data(Vec<u8>),
-    TlsDone(Result<TlsInfo, crate::error::MailError>),
-    /// The server closed the connection.
-    Closed,
-    Failed(io::Error),
-    /// Bytes went out: the peer is reading, so a long upload is not a silent server.
-    Written(usize),
-}
-
-enum Stream {
+pub enum Stream {
     Plain(TcpStream),
-    Handshaking(MidHandshakeSslStream<TcpStream>, TlsPeer),
     Tls(Box<SslStream<TcpStream>>),
     Gone,
 }
 
 impl Stream {
-    fn tcp(&mut self) -> Option<&mut TcpStream> {
+    pub fn tcp(&mut self) -> Option<&mut TcpStream> {
         match self {
             Stream::Plain(s) => Some(s),
-            Stream::Handshaking(m, _) => Some(m.get_mut()),
             Stream::Tls(s) => Some(s.get_mut()),
             Stream::Gone => None,
         }
     }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+            Stream::Gone => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+            Stream::Gone => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
 }
 
-struct Conn {
-    stream: Stream,
-    events: Sender<Event>,
-    flow: Arc<Flow>,
-    connecting: bool,
+/// What a read found.
+pub enum ReadOutcome {
+    /// Bytes arrived (appended to the buffer given).
+    Data,
+    /// Nothing for now.
+    WouldBlock,
+    /// The server closed the connection.
+    Eof,
+}
+
+/// One socket and its buffers, behind the `Shared` mutex.
+pub struct Core {
+    pub stream: Stream,
     out: Vec<u8>,
     /// Bytes of `out` already written: large uploads are not shifted after
     /// every write.
     out_pos: usize,
-    received: u64,
+    /// Read by the I/O thread while parked; the holder takes it first.
+    pub inbound: Vec<u8>,
+    /// Plaintext bytes read in all (the STARTTLS injection check).
+    pub received: u64,
+    /// Bytes handed to the kernel in all (upload progress).
+    pub written: u64,
+    pub eof: bool,
+    pub error: Option<io::Error>,
+    registered: bool,
+    /// Registered for writable edges too (output was pending at park).
+    writable: bool,
+    token: usize,
 }
 
-/// The handle callers use: requests go through a channel, then a wake-up.
-#[derive(Clone)]
+impl Core {
+    pub fn new(stream: Stream) -> Core {
+        Core {
+            stream,
+            out: Vec::new(),
+            out_pos: 0,
+            inbound: Vec::new(),
+            received: 0,
+            written: 0,
+            eof: false,
+            error: None,
+            registered: false,
+            writable: false,
+            token: 0,
+        }
+    }
+
+    pub fn out_pending(&self) -> bool {
+        self.out_pos < self.out.len()
+    }
+
+    pub fn queue(&mut self, bytes: Vec<u8>) {
+        // Take the caller's buffer whole when nothing waits before it.
+        if !self.out_pending() {
+            self.out = bytes;
+            self.out_pos = 0;
+        } else {
+            self.out.extend_from_slice(&bytes);
+        }
+    }
+
+    /// Writes what the socket takes now; returns the byte count.
+    pub fn flush(&mut self) -> io::Result<usize> {
+        let start = self.out_pos;
+        while self.out_pending() {
+            match self.stream.write(&self.out[self.out_pos..]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "the connection accepts no more data",
+                    ))
+                }
+                Ok(n) => self.out_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let n = self.out_pos - start;
+        if !self.out_pending() {
+            self.out = Vec::new();
+            self.out_pos = 0;
+        } else if self.out_pos > self.out.len() / 2 {
+            self.out.drain(..self.out_pos);
+            self.out_pos = 0;
+        }
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    /// Reads into `into` until the socket would block, or `into` holds
+    /// `limit` bytes (TLS may then keep decrypted bytes: read again before
+    /// polling).
+    pub fn read_into(&mut self, into: &mut Vec<u8>, limit: usize) -> io::Result<ReadOutcome> {
+        let mut got = false;
+        while into.len() < limit {
+            let len = into.len();
+            let want = READ_CHUNK.min(limit - len).max(1);
+            into.resize(len + want, 0);
+            let r = self.stream.read(&mut into[len..]);
+            match r {
+                Ok(0) => {
+                    into.truncate(len);
+                    return Ok(if got { ReadOutcome::Data } else { ReadOutcome::Eof });
+                }
+                Ok(n) => {
+                    into.truncate(len + n);
+                    self.received += n as u64;
+                    got = true;
+                }
+                Err(e) => {
+                    into.truncate(len);
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock => break,
+                        io::ErrorKind::Interrupted => continue,
+                        // A TLS peer that drops TCP without close_notify has still closed.
+                        io::ErrorKind::UnexpectedEof if !got => return Ok(ReadOutcome::Eof),
+                        io::ErrorKind::UnexpectedEof => break,
+                        _ if got => break,
+                        _ => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(if got { ReadOutcome::Data } else { ReadOutcome::WouldBlock })
+    }
+}
+
+/// A socket shared by its holder and the I/O thread.
+pub struct Shared {
+    core: Mutex<Core>,
+    /// Wakes a caller that waits parked; one pending ping is enough.
+    ping: crossbeam_channel::Sender<()>,
+}
+
+impl Shared {
+    pub fn new(core: Core) -> (Arc<Shared>, crossbeam_channel::Receiver<()>) {
+        let (ping, pings) = crossbeam_channel::bounded(1);
+        let shared = Shared {
+            core: Mutex::new(core),
+            ping,
+        };
+        (Arc::new(shared), pings)
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The handle callers use to park and unpark their sockets.
 pub struct Io {
-    requests: Sender<Request>,
-    waker: Arc<Waker>,
-    next_id: Arc<AtomicUsize>,
+    registry: Registry,
+    conns: Arc<Mutex<HashMap<usize, Arc<Shared>>>>,
+    next_id: AtomicUsize,
 }
 
 impl Io {
@@ -126,15 +221,16 @@ impl Io {
 
     fn start() -> io::Result<Io> {
         let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let registry = poll.registry().try_clone()?;
+        let conns = Arc::new(Mutex::new(HashMap::new()));
+        let watched = conns.clone();
         std::thread::Builder::new()
             .name("mailext-io".into())
-            .spawn(move || Reactor::new(poll, rx).run())?;
+            .spawn(move || run(poll, watched))?;
         Ok(Io {
-            requests: tx,
-            waker,
-            next_id: Arc::new(AtomicUsize::new(1)),
+            registry,
+            conns,
+            next_id: AtomicUsize::new(1),
         })
     }
 
@@ -142,311 +238,118 @@ impl Io {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub fn request(&self, r: Request) {
-        // The I/O thread never exits, so neither of these can fail in practice.
-        let _ = self.requests.send(r);
-        let _ = self.waker.wake();
-    }
-}
-
-struct Reactor {
-    poll: Poll,
-    requests: Receiver<Request>,
-    conns: HashMap<usize, Conn>,
-    buf: Vec<u8>,
-}
-
-impl Reactor {
-    fn new(poll: Poll, requests: Receiver<Request>) -> Self {
-        Reactor {
-            poll,
-            requests,
-            conns: HashMap::new(),
-            buf: vec![0; READ_CHUNK],
-        }
+    fn map(&self) -> MutexGuard<'_, HashMap<usize, Arc<Shared>>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn run(mut self) {
-        let mut events = Events::with_capacity(1024);
-        loop {
-            if let Err(e) = self.poll.poll(&mut events, None) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                // Nothing sensible is left to do; callers see their channels close.
-                return;
-            }
-            for ev in events.iter() {
-                if ev.token() == WAKER {
-                    continue;
-                }
-                self.ready(ev.token().0);
-            }
-            while let Ok(r) = self.requests.try_recv() {
-                self.handle(r);
-            }
-        }
+    pub fn adopt(&self, id: usize, shared: Arc<Shared>) {
+        self.map().insert(id, shared);
     }
 
-    fn handle(&mut self, r: Request) {
-        match r {
-            Request::Connect {
-                id,
-                addr,
-                events,
-                flow,
-            } => match TcpStream::connect(addr) {
-                Ok(mut s) => {
-                    let reg = self.poll.registry().register(
-                        &mut s,
-                        Token(id),
-                        Interest::READABLE | Interest::WRITABLE,
-                    );
-                    if let Err(e) = reg {
-                        let _ = events.send(Event::Failed(e));
-                        return;
-                    }
-                    let conn = Conn {
-                        stream: Stream::Plain(s),
-                        events,
-                        flow,
-                        connecting: true,
-                        out: Vec::new(),
-                        out_pos: 0,
-                        received: 0,
-                    };
-                    self.conns.insert(id, conn);
-                }
-                Err(e) => {
-                    let _ = events.send(Event::Failed(e));
-                }
-            },
-            Request::Send { id, bytes } => {
-                if let Some(c) = self.conns.get_mut(&id) {
-                    // Take the caller's buffer whole when nothing waits before it.
-                    if c.out_pos == c.out.len() {
-                        c.out = bytes;
-                        c.out_pos = 0;
-                    } else {
-                        c.out.extend_from_slice(&bytes);
-                    }
-                    self.ready(id);
-                }
-            }
-            Request::StartTls {
-                id,
-                ssl,
-                consumed,
-                peer,
-            } => self.start_tls(id, *ssl, consumed, peer),
-            Request::Resume { id } => self.ready(id),
-            Request::Close { id } => self.close(id),
-        }
+    pub fn forget(&self, id: usize) {
+        self.map().remove(&id);
     }
 
-    fn close(&mut self, id: usize) {
-        if let Some(mut c) = self.conns.remove(&id) {
-            if let Stream::Tls(s) = &mut c.stream {
-                let _ = s.shutdown(); // best effort close_notify; never waits
-            }
-            if let Some(tcp) = c.stream.tcp() {
-                let _ = self.poll.registry().deregister(tcp);
-            }
-        }
-    }
-
-    /// Ends a connection with a final event for its owner.
-    fn fail(&mut self, id: usize, ev: Event) {
-        if let Some(c) = self.conns.get(&id) {
-            let _ = c.events.send(ev);
-        }
-        self.close(id);
-    }
-
-    fn start_tls(&mut self, id: usize, ssl: Ssl, consumed: u64, peer: TlsPeer) {
-        let Some(c) = self.conns.get_mut(&id) else {
+    /// Hands the socket to the I/O thread. A socket with bytes already
+    /// waiting is reported at once (epoll checks readiness on insertion).
+    pub fn park(&self, id: usize, core: &mut Core) {
+        if core.registered || core.eof || core.error.is_some() {
             return;
-        };
-        // Catch bytes already in the kernel: anything past the reply is injected.
-        if let Stream::Plain(tcp) = &mut c.stream {
-            let mut probe = [0u8; 1];
-            match tcp.read(&mut probe) {
-                Ok(n) if n > 0 => c.received += n as u64,
-                _ => {}
-            }
         }
-        if c.received != consumed {
-            let extra = c.received.saturating_sub(consumed);
-            let e = crate::error::MailError::Injection(format!(
-                "{extra} plaintext byte(s) arrived before the handshake"
-            ));
-            return self.fail(id, Event::TlsDone(Err(e)));
+        let mut interest = Interest::READABLE;
+        core.writable = core.out_pending();
+        if core.writable {
+            interest |= Interest::WRITABLE;
         }
-        let Stream::Plain(tcp) = std::mem::replace(&mut c.stream, Stream::Gone) else {
-            let e = crate::error::MailError::AlreadySecure;
-            return self.fail(id, Event::TlsDone(Err(e)));
-        };
-        self.handshake(id, ssl.connect(tcp), peer);
-    }
-
-    fn handshake(
-        &mut self,
-        id: usize,
-        r: Result<SslStream<TcpStream>, HandshakeError<TcpStream>>,
-        peer: TlsPeer,
-    ) {
-        let Some(c) = self.conns.get_mut(&id) else {
-            return;
-        };
-        match r {
-            Ok(s) => {
-                let info = TlsInfo {
-                    version: s.ssl().version_str().to_string(),
-                    cipher: s
-                        .ssl()
-                        .current_cipher()
-                        .map(|c| c.name().to_string())
-                        .unwrap_or_default(),
-                    resumed: s.ssl().session_reused(),
-                };
-                c.stream = Stream::Tls(Box::new(s));
-                let _ = c.events.send(Event::TlsDone(Ok(info)));
-                self.ready(id);
-            }
-            Err(HandshakeError::WouldBlock(mid)) => c.stream = Stream::Handshaking(mid, peer),
-            Err(HandshakeError::Failure(mid)) => {
-                let detail = mid.error().to_string();
-                // With verification off, OpenSSL still records a result: ignore it.
-                let verdict = if peer.verify {
-                    mid.ssl().verify_result()
-                } else {
-                    X509VerifyResult::OK
-                };
-                let e = classify_failure(verdict, &detail, &peer.host);
-                c.stream = Stream::Handshaking(mid, peer);
-                self.fail(id, Event::TlsDone(Err(e)));
-            }
-            Err(HandshakeError::SetupFailure(e)) => {
-                let e = crate::error::MailError::TlsSetup(e.to_string());
-                self.fail(id, Event::TlsDone(Err(e)));
-            }
+        core.token = id;
+        if let Some(tcp) = core.stream.tcp() {
+            core.registered = self.registry.register(tcp, Token(id), interest).is_ok();
         }
     }
 
-    /// Makes all the progress the socket allows: connect, handshake, write, read.
-    fn ready(&mut self, id: usize) {
-        let Some(c) = self.conns.get_mut(&id) else {
-            return;
-        };
-        if c.connecting {
-            let Stream::Plain(tcp) = &mut c.stream else {
-                return;
-            };
-            match tcp.take_error() {
-                Ok(Some(e)) | Err(e) => return self.fail(id, Event::Failed(e)),
-                Ok(None) => {}
+    /// Takes the socket back from the I/O thread.
+    pub fn unpark(&self, core: &mut Core) {
+        if core.registered {
+            core.registered = false;
+            if let Some(tcp) = core.stream.tcp() {
+                let _ = self.registry.deregister(tcp);
             }
-            match tcp.peer_addr() {
-                Ok(peer) => {
-                    c.connecting = false;
-                    let _ = tcp.set_nodelay(true);
-                    let _ = c.events.send(Event::Connected { peer });
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
-                Err(e) => return self.fail(id, Event::Failed(e)),
-            }
-        }
-        if let Stream::Handshaking(..) = c.stream {
-            let Stream::Handshaking(mid, peer) = std::mem::replace(&mut c.stream, Stream::Gone)
-            else {
-                unreachable!()
-            };
-            return self.handshake(id, mid.handshake(), peer);
-        }
-        if let Err(e) = flush(c) {
-            return self.fail(id, Event::Failed(e));
-        }
-        match read_available(c, &mut self.buf) {
-            // A TLS write may have waited for this read (renegotiation): retry it.
-            Ok(true) if c.out_pos < c.out.len() => {
-                if let Err(e) = flush(c) {
-                    self.fail(id, Event::Failed(e));
-                }
-            }
-            Ok(true) => {}
-            Ok(false) => self.fail(id, Event::Closed),
-            Err(e) => self.fail(id, Event::Failed(e)),
         }
     }
 }
 
-fn flush(c: &mut Conn) -> io::Result<()> {
-    let start = c.out_pos;
-    while c.out_pos < c.out.len() {
-        let r = match &mut c.stream {
-            Stream::Plain(s) => s.write(&c.out[c.out_pos..]),
-            Stream::Tls(s) => s.write(&c.out[c.out_pos..]),
-            _ => break,
-        };
-        match r {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "the connection accepts no more data",
-                ))
-            }
-            Ok(n) => c.out_pos += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    let written = c.out_pos - start;
-    if c.out_pos == c.out.len() {
-        c.out.clear();
-        c.out_pos = 0;
-    } else if c.out_pos > c.out.len() / 2 {
-        c.out.drain(..c.out_pos);
-        c.out_pos = 0;
-    }
-    if written > 0 {
-        let _ = c.events.send(Event::Written(written));
-    }
-    Ok(())
-}
-
-/// Reads until the socket would block (edge-triggered) or the caller's
-/// queue is full. Ok(false) when the server closed the connection.
-fn read_available(c: &mut Conn, buf: &mut [u8]) -> io::Result<bool> {
+fn run(mut poll: Poll, conns: Arc<Mutex<HashMap<usize, Arc<Shared>>>>) {
+    let mut events = Events::with_capacity(1024);
     loop {
-        if c.flow.queued.load(Ordering::Acquire) >= READ_PAUSE_AT {
-            c.flow.paused.store(true, Ordering::Release);
-            // The caller may have drained the queue before it could see the
-            // flag; then nobody would resume us, so carry on ourselves.
-            if c.flow.queued.load(Ordering::Acquire) >= READ_PAUSE_AT
-                || !c.flow.paused.swap(false, Ordering::AcqRel)
-            {
-                return Ok(true);
+        if let Err(e) = poll.poll(&mut events, None) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
             }
-            continue;
+            // Nothing sensible is left to do; holders still do their own I/O.
+            return;
         }
-        let r = match &mut c.stream {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-            _ => return Ok(true),
-        };
-        match r {
-            Ok(0) => return Ok(false),
-            Ok(n) => {
-                c.received += n as u64;
-                c.flow.queued.fetch_add(n, Ordering::AcqRel);
-                let _ = c.events.send(Event::Data(buf[..n].to_vec()));
+        for ev in events.iter() {
+            let shared = conns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&ev.token().0)
+                .cloned();
+            if let Some(shared) = shared {
+                service(&poll, &shared);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // A TLS peer that drops TCP without close_notify has still closed.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
-            Err(e) => return Err(e),
         }
+    }
+}
+
+/// Makes the progress a parked socket allows, and pings its caller.
+fn service(poll: &Poll, shared: &Shared) {
+    // A holder has it (the event is stale): it does its own I/O.
+    let Ok(mut core) = shared.core.try_lock() else {
+        return;
+    };
+    if !core.registered {
+        return;
+    }
+    let mut news = false;
+    match core.flush() {
+        Ok(n) => news |= n > 0,
+        Err(e) => {
+            core.error = Some(e);
+            news = true;
+        }
+    }
+    if core.error.is_none() {
+        let mut inbound = std::mem::take(&mut core.inbound);
+        match core.read_into(&mut inbound, INBOUND_CAP) {
+            Ok(ReadOutcome::Data) => news = true,
+            Ok(ReadOutcome::WouldBlock) => {}
+            Ok(ReadOutcome::Eof) => {
+                core.eof = true;
+                news = true;
+            }
+            Err(e) => {
+                core.error = Some(e);
+                news = true;
+            }
+        }
+        core.inbound = inbound;
+    }
+    if core.eof || core.error.is_some() {
+        // Nothing more will come: stop watching.
+        core.registered = false;
+        if let Some(tcp) = core.stream.tcp() {
+            let _ = poll.registry().deregister(tcp);
+        }
+    } else if core.writable && !core.out_pending() {
+        // Written out: watch reads only, so freed buffer space wakes nobody.
+        core.writable = false;
+        let token = Token(core.token);
+        if let Some(tcp) = core.stream.tcp() {
+            let _ = poll.registry().reregister(tcp, token, Interest::READABLE);
+        }
+    }
+    drop(core);
+    if news {
+        let _ = shared.ping.try_send(());
     }
 }

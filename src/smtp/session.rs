@@ -105,6 +105,7 @@ pub fn run_smtp<O: SmtpOp>(
     }
     let timeout = s.clock.timeout();
     let r = run_inner(op, s, rd, t, obs);
+    t.idle();
     s.clock.set_timeout(timeout);
     s.clock.stop();
     if let Err(e) = &r {
