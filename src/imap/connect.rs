@@ -127,6 +127,17 @@ struct Authenticating {
     sasl: Sasl,
 }
 struct Identifying(PendingCommand, Connected);
+/// After STARTTLS: CAPABILITY and the AUTHENTICATE that the capabilities
+/// from before TLS suggest, written together to save a round trip. Only a
+/// mechanism whose command carries no secret is sent this way, and nothing
+/// answers its "+" before the CAPABILITY reply confirms the choice.
+struct CapabilityThenAuth {
+    cap: PendingCommand,
+    auth: Authenticating,
+}
+/// The pipelined AUTHENTICATE is wrong for the capabilities after TLS:
+/// cancel it ("*" to its "+"), await its reply, then choose again.
+struct Abandoning(PendingCommand);
 
 enum State {
     Greeting(AwaitGreeting),
@@ -135,6 +146,8 @@ enum State {
     Handshake(Handshaking),
     Auth(Authenticating),
     Identify(Identifying),
+    CapAuth(CapabilityThenAuth),
+    Abandon(Abandoning),
     Finished,
 }
 
@@ -175,7 +188,8 @@ impl ConnectOp {
         self.begin_auth(s, out)
     }
 
-    fn begin_auth(&self, s: &mut ImapSession, out: &mut Outbox) -> Next {
+    /// The mechanisms to try, last first, from the capabilities known now.
+    fn plan(&self, s: &ImapSession) -> Result<Vec<Mechanism>, MailError> {
         let asked = self.settings.auth;
         let offered = |m: &str| s.has_cap(&format!("AUTH={m}"));
         let mut plan = Vec::new();
@@ -188,14 +202,14 @@ impl ConnectOp {
                     plan.push(Mechanism::Login);
                 }
                 if plan.is_empty() {
-                    return fail(MailError::LoginDisabled(
+                    return Err(MailError::LoginDisabled(
                         "the server advertises LOGINDISABLED and does not offer CRAM-MD5".into(),
                     ));
                 }
             }
             AuthType::Login => {
                 if s.has_cap("LOGINDISABLED") {
-                    return fail(MailError::LoginDisabled(
+                    return Err(MailError::LoginDisabled(
                         "AUTH=LOGIN was asked for, but the server advertises LOGINDISABLED".into(),
                     ));
                 }
@@ -218,7 +232,7 @@ impl ConnectOp {
                     if list.is_empty() {
                         list.push("none");
                     }
-                    return fail(MailError::MechanismUnavailable(format!(
+                    return Err(MailError::MechanismUnavailable(format!(
                         "{} was asked for; the server offers {}",
                         m.name(),
                         list.join(", ")
@@ -228,6 +242,14 @@ impl ConnectOp {
             }
         }
         plan.reverse();
+        Ok(plan)
+    }
+
+    fn begin_auth(&self, s: &mut ImapSession, out: &mut Outbox) -> Next {
+        let mut plan = match self.plan(s) {
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        };
         let first = plan.pop().expect("plan is not empty");
         self.try_mechanism(first, plan, s, out)
     }
@@ -471,6 +493,30 @@ impl ConnectOp {
         }
     }
 
+    /// The CAPABILITY reply after TLS came: go on with the pipelined
+    /// mechanism if it is still the one to use, else cancel it.
+    fn confirm_pipelined(
+        &self,
+        mut auth: Authenticating,
+        s: &mut ImapSession,
+        out: &mut Outbox,
+    ) -> Next {
+        match self.plan(s) {
+            Ok(mut plan) if plan.last() == Some(&auth.mechanism) => {
+                plan.pop();
+                auth.rest = plan;
+                (State::Auth(auth), Step::Continue)
+            }
+            _ => {
+                out.status(format!(
+                    "The capabilities after TLS do not confirm {}: cancelling it",
+                    auth.mechanism.name()
+                ));
+                (State::Abandon(Abandoning(auth.command)), Step::Continue)
+            }
+        }
+    }
+
     /// IDENTIFY: ID (RFC 2971) when the server offers it; its reply goes to
     /// the response list like every line.
     fn after_login(&self, s: &mut ImapSession, out: &mut Outbox, c: Connected) -> Next {
@@ -524,7 +570,10 @@ impl Operation for ConnectOp {
             }
         }
         // Only authentication waits for "+"; in the greeting it is a bad greeting.
-        let waits_for_plus = matches!(self.state, State::Auth(_) | State::Greeting(_));
+        let waits_for_plus = matches!(
+            self.state,
+            State::Auth(_) | State::Greeting(_) | State::Abandon(_)
+        );
         if matches!(r, Response::Continuation(_)) && !waits_for_plus {
             self.state = State::Finished;
             return Step::Done(Err(MailError::Syntax(format!(
@@ -561,6 +610,30 @@ impl Operation for ConnectOp {
                     done(c)
                 }
             },
+            State::CapAuth(CapabilityThenAuth { cap, auth }) => match cap.completion(r) {
+                Some((StatusKind::Ok, _)) => self.confirm_pipelined(auth, s, out),
+                Some((_, text)) => fail(MailError::CommandFailed(format!("CAPABILITY: {text}"))),
+                None if auth.command.completion(r).is_some() => fail(MailError::Syntax(
+                    "the AUTHENTICATE reply came before the CAPABILITY reply".into(),
+                )),
+                None => (
+                    State::CapAuth(CapabilityThenAuth { cap, auth }),
+                    Step::Continue,
+                ),
+            },
+            State::Abandon(Abandoning(cmd)) => {
+                if let Response::Continuation(_) = r {
+                    out.push(Action::Send {
+                        wire: b"*\r\n".to_vec(),
+                        shown: "*".into(),
+                    });
+                    (State::Abandon(Abandoning(cmd)), Step::Continue)
+                } else if cmd.completion(r).is_some() {
+                    self.begin_auth(s, out)
+                } else {
+                    (State::Abandon(Abandoning(cmd)), Step::Continue)
+                }
+            }
             State::Finished => fail(MailError::Internal(
                 "response after the connect finished".into(),
             )),
@@ -573,10 +646,29 @@ impl Operation for ConnectOp {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::Handshake(Handshaking) => {
                 s.tls = true;
+                // A guess from before TLS; the reply to CAPABILITY decides.
+                let guess = self.plan(s);
                 s.forget_pre_tls_state();
-                let cmd = s.send(CommandLine::new("CAPABILITY"), out);
-                self.state = State::Capability(CapabilityQuery(cmd));
-                Step::Continue
+                let cap = s.send(CommandLine::new("CAPABILITY"), out);
+                match guess {
+                    Ok(mut plan) if plan.last() == Some(&Mechanism::CramMd5) => {
+                        plan.pop();
+                        match self.try_mechanism(Mechanism::CramMd5, plan, s, out) {
+                            (State::Auth(auth), _) => {
+                                self.state = State::CapAuth(CapabilityThenAuth { cap, auth });
+                                Step::Continue
+                            }
+                            (next, step) => {
+                                self.state = next;
+                                step
+                            }
+                        }
+                    }
+                    _ => {
+                        self.state = State::Capability(CapabilityQuery(cap));
+                        Step::Continue
+                    }
+                }
             }
             _ => Step::Done(Err(MailError::Internal(
                 "TLS completed outside STARTTLS".into(),
@@ -595,6 +687,8 @@ impl Operation for ConnectOp {
             State::Handshake(_) => "the TLS handshake".into(),
             State::Auth(a) => format!("the {} reply", a.mechanism.name()),
             State::Identify(_) => "the ID reply".into(),
+            State::CapAuth(_) => "the CAPABILITY reply".into(),
+            State::Abandon(_) => "the reply to the cancelled AUTHENTICATE".into(),
             State::Finished => "nothing".into(),
         }
     }

@@ -83,8 +83,15 @@ fn run_inner<O: Operation>(
     loop {
         while let Some(action) = out.pop() {
             match action {
-                Action::Send { wire, shown } => {
+                Action::Send { mut wire, shown } => {
                     obs.status(&format!("C: {shown}"));
+                    // Pipelined commands leave in one write: one flight, no Nagle wait.
+                    while wire.len() <= 16 * 1024 && out.next_small_send() {
+                        if let Some(Action::Send { wire: more, shown }) = out.pop() {
+                            obs.status(&format!("C: {shown}"));
+                            wire.extend_from_slice(&more);
+                        }
+                    }
                     t.send_owned(wire)?;
                 }
                 Action::Status(m) => obs.status(&m),

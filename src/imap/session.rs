@@ -21,6 +21,10 @@ pub enum Action {
 #[derive(Debug, Default)]
 pub struct Outbox(VecDeque<Action>);
 
+/// Consecutive commands up to this size go out in one write (one TCP
+/// segment, one TLS record); larger ones, such as upload bodies, alone.
+const SEND_JOIN_MAX: usize = 16 * 1024;
+
 impl Outbox {
     pub fn push(&mut self, a: Action) {
         self.0.push_back(a);
@@ -30,6 +34,11 @@ impl Outbox {
     }
     pub fn pop(&mut self) -> Option<Action> {
         self.0.pop_front()
+    }
+    /// The next action's wire bytes, if it is a small Send (one that may
+    /// join the write before it).
+    pub fn next_small_send(&self) -> bool {
+        matches!(self.0.front(), Some(Action::Send { wire, .. }) if wire.len() <= SEND_JOIN_MAX)
     }
 }
 

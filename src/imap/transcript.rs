@@ -536,3 +536,76 @@ fn identify_sends_id_after_login_when_offered() {
     assert_eq!(code(r), 0);
     assert!(seen.responses.iter().any(|l| l.contains("Dovecot")));
 }
+
+#[test]
+fn after_starttls_capability_and_cram_md5_share_one_flight() {
+    let script = format!(
+        "S: * OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=CRAM-MD5] ready
+         C: A0001 STARTTLS
+         S: A0001 OK Begin TLS
+         TLS
+         C: A0002 CAPABILITY
+         C: A0003 AUTHENTICATE CRAM-MD5
+         S: * CAPABILITY IMAP4rev1 AUTH=CRAM-MD5
+         S: A0002 OK done
+         S: + {TIM_CHALLENGE}
+         C: {TIM_RESPONSE}
+         S: A0003 OK Logged in"
+    );
+    let (r, _, t) = connect(SecureMode::StartTls, "tim", "tanstaaftanstaaf", &script);
+    assert_eq!(code(r), 0);
+    assert!(t.entries.is_empty());
+}
+
+#[test]
+fn pipelined_cram_md5_is_refused_when_tls_capabilities_drop_it() {
+    // The server refuses the mechanism it no longer offers: LOGIN next.
+    let refused = "S: * OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=CRAM-MD5] ready
+                   C: A0001 STARTTLS
+                   S: A0001 OK Begin TLS
+                   TLS
+                   C: A0002 CAPABILITY
+                   C: A0003 AUTHENTICATE CRAM-MD5
+                   S: * CAPABILITY IMAP4rev1 AUTH=PLAIN
+                   S: A0002 OK done
+                   S: A0003 NO not offered
+                   C: A0004 LOGIN \"bob\" \"pw\"
+                   S: A0004 OK Logged in";
+    let (r, seen, t) = connect(SecureMode::StartTls, "bob", "pw", refused);
+    assert_eq!(code(r), 0);
+    assert!(t.entries.is_empty());
+    assert!(seen
+        .status
+        .iter()
+        .any(|m| m.contains("do not confirm CRAM-MD5")));
+    // A server that still sends "+" gets "*": no response is computed.
+    let plus = "S: * OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=CRAM-MD5] ready
+                C: A0001 STARTTLS
+                S: A0001 OK Begin TLS
+                TLS
+                C: A0002 CAPABILITY
+                C: A0003 AUTHENTICATE CRAM-MD5
+                S: * CAPABILITY IMAP4rev1 LOGINDISABLED AUTH=PLAIN
+                S: A0002 OK done
+                S: + PDEyMzQ+
+                C: *
+                S: A0003 BAD cancelled";
+    assert_eq!(
+        code(connect(SecureMode::StartTls, "bob", "pw", plus).0),
+        -1121
+    );
+}
+
+#[test]
+fn pipelined_authenticate_answered_before_capability_is_a_protocol_error() {
+    let script = "S: * OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=CRAM-MD5] ready
+                  C: A0001 STARTTLS
+                  S: A0001 OK Begin TLS
+                  TLS
+                  C: A0002 CAPABILITY
+                  C: A0003 AUTHENTICATE CRAM-MD5
+                  S: + PDEyMzQ+";
+    let (r, seen, _) = connect(SecureMode::StartTls, "bob", "pw", script);
+    assert!(code(r) < 0);
+    assert!(!seen.status.iter().any(|m| m.contains("redacted")));
+}
