@@ -352,7 +352,8 @@ impl Transport for Connection {
         let mut core = self.held();
         core.queue(bytes);
         // What the socket does not take now goes out while we wait.
-        core.flush().map_err(|e| io_error(&e, &self.peer.to_string()))?;
+        core.flush()
+            .map_err(|e| io_error(&e, &self.peer.to_string()))?;
         Ok(())
     }
 

@@ -158,7 +158,11 @@ impl Core {
             match r {
                 Ok(0) => {
                     into.truncate(len);
-                    return Ok(if got { ReadOutcome::Data } else { ReadOutcome::Eof });
+                    return Ok(if got {
+                        ReadOutcome::Data
+                    } else {
+                        ReadOutcome::Eof
+                    });
                 }
                 Ok(n) => {
                     into.truncate(len + n);
@@ -179,7 +183,11 @@ impl Core {
                 }
             }
         }
-        Ok(if got { ReadOutcome::Data } else { ReadOutcome::WouldBlock })
+        Ok(if got {
+            ReadOutcome::Data
+        } else {
+            ReadOutcome::WouldBlock
+        })
     }
 }
 
