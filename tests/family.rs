@@ -131,8 +131,32 @@ fn select_list_and_receive_fixture_messages() {
         assert!(seen_bodies.last().unwrap().starts_with(&head) && head.ends_with(b"\r\n\r\n"));
     }
     assert_eq!(recv(sock, 999, false).0, -1129);
+    assert_eq!(
+        recv(sock, 999, true).0,
+        -1129,
+        "IMAPRecvHeaders: the same code as IMAPRecvMessage"
+    );
     assert_eq!(call("IMAPCheck", &mut [i(sock)]), 0);
     assert_eq!(disconnect(sock).code(), 0);
+}
+
+/// Every command that works on the selected mailbox, with valid arguments:
+/// each must return -1128 when none is selected.
+fn assert_not_selected(sock: i64) {
+    let t = HostValue::Boolean(Tri::True);
+    let calls: Vec<(&str, Vec<HostValue>)> = vec![
+        ("IMAPSetMessageFlags", vec![i(sock), i(1), t]),
+        ("IMAPCopyMessage", vec![i(sock), i(1), s("INBOX")]),
+        ("IMAPSearch", vec![i(sock), s("ALL"), list()]),
+        ("IMAPListMessages", vec![i(sock), list()]),
+        ("IMAPCheck", vec![i(sock)]),
+        ("IMAPExpungeMessages", vec![i(sock)]),
+    ];
+    for (cmd, mut args) in calls {
+        assert_eq!(call(cmd, &mut args), -1128, "{cmd}");
+    }
+    assert_eq!(recv(sock, 1, false).0, -1128, "IMAPRecvMessage");
+    assert_eq!(recv(sock, 1, true).0, -1128, "IMAPRecvHeaders");
 }
 
 #[test]
@@ -142,6 +166,7 @@ fn commands_that_need_a_selected_mailbox_say_so() {
     assert_eq!(call("IMAPCheck", &mut [i(sock)]), -1128);
     assert_eq!(call("IMAPExpungeMessages", &mut [i(sock)]), -1128);
     assert_eq!(recv(sock, 1, false).0, -1128);
+    assert_not_selected(sock);
     assert_eq!(select(sock, "No Such Box").0, -1126);
     assert!(
         env().plugin.last_error().contains("SELECT"),
@@ -155,8 +180,57 @@ fn commands_that_need_a_selected_mailbox_say_so() {
     );
     // The socket is still usable after those refusals.
     assert_eq!(select(sock, "INBOX").0, 0);
+    assert_eq!(call("IMAPSearch", &mut [i(sock), s("ALL"), list()]), 0);
+    // A failed SELECT leaves no mailbox selected, even after a good one.
+    assert_eq!(select(sock, "No Such Box").0, -1126);
+    assert_not_selected(sock);
+    assert_eq!(select(sock, "INBOX").0, 0);
     assert_eq!(disconnect(sock).code(), 0);
     assert_eq!(call("IMAPCheck", &mut [i(sock)]), -509);
+    // Every other command on the freed socket too (valid arguments: a bad
+    // value would be -1132 first).
+    let t = HostValue::Boolean(Tri::True);
+    let calls: Vec<(&str, Vec<HostValue>)> = vec![
+        ("IMAPNoOp", vec![i(sock)]),
+        ("IMAPSelectMailbox", vec![i(sock), s("INBOX")]),
+        ("IMAPListMessages", vec![i(sock), list()]),
+        (
+            "IMAPRecvMessage",
+            vec![i(sock), i(1), HostValue::Binary(vec![])],
+        ),
+        (
+            "IMAPRecvHeaders",
+            vec![i(sock), i(1), HostValue::Binary(vec![])],
+        ),
+        ("IMAPSetMessageFlags", vec![i(sock), i(1), t]),
+        ("IMAPCopyMessage", vec![i(sock), i(1), s("INBOX")]),
+        ("IMAPExpungeMessages", vec![i(sock)]),
+        ("IMAPSearch", vec![i(sock), s("ALL"), list()]),
+        ("IMAPListMailboxes", vec![i(sock), s(""), s("*"), list()]),
+        (
+            "IMAPListSubscribedMailboxes",
+            vec![i(sock), s(""), s("*"), list()],
+        ),
+        ("IMAPCreateMailbox", vec![i(sock), s("New")]),
+        ("IMAPDeleteMailbox", vec![i(sock), s("New")]),
+        ("IMAPRenameMailbox", vec![i(sock), s("New"), s("Newer")]),
+        ("IMAPSubscribeMailbox", vec![i(sock), s("INBOX")]),
+        ("IMAPUnsubscribeMailbox", vec![i(sock), s("INBOX")]),
+        (
+            "IMAPAppendMessage",
+            vec![i(sock), s("INBOX"), HostValue::Binary(PLAIN.to_vec())],
+        ),
+        ("IMAPIdle", vec![i(sock), i(1), list()]),
+        ("IMAPDisconnect", vec![i(sock)]),
+    ];
+    for (cmd, mut args) in calls {
+        assert_eq!(call(cmd, &mut args), -509, "{cmd}");
+    }
+    assert_eq!(
+        call("IMAPSelectMailbox", &mut [i(sock), s("")]),
+        -1132,
+        "argument values are checked before the socket"
+    );
 }
 
 #[test]
@@ -485,6 +559,297 @@ fn ten_thousand_messages_and_a_fifty_megabyte_one() {
     assert!(
         responses.iter().all(|l| l.len() < 4096),
         "the body is not copied into the response list"
+    );
+    assert_eq!(disconnect(sock).code(), 0);
+}
+
+#[test]
+fn append_to_a_missing_mailbox_and_refused_subscriptions() {
+    let sock = login("u8");
+    let mut a = [
+        i(sock),
+        s("Nowhere"),
+        HostValue::Binary(PLAIN.to_vec()),
+        s(""),
+        s(""),
+        s("st"),
+        list(),
+    ];
+    assert_eq!(call("IMAPAppendMessage", &mut a), -1126);
+    let responses = lines(&a[6]);
+    assert!(
+        responses.iter().any(|l| l.contains(" NO [TRYCREATE] ")),
+        "{responses:?}"
+    );
+    let detail = env().plugin.last_error();
+    assert!(
+        detail.contains("APPEND Nowhere") && !detail.contains("TRYCREATE"),
+        "the detail has the command and the text, not the code: {detail}"
+    );
+    // A NO, not a BAD: the message was not read as commands, the session is usable.
+    assert_eq!(call("IMAPNoOp", &mut [i(sock)]), 0);
+    // What TRYCREATE asks for: create it, and the same append works.
+    assert_eq!(call("IMAPCreateMailbox", &mut [i(sock), s("Nowhere")]), 0);
+    a[6] = list();
+    assert_eq!(call("IMAPAppendMessage", &mut a), 0);
+    assert_eq!(select(sock, "Nowhere").1[0], 1);
+    let uid = int(&messages(sock)[0][0]);
+    assert_eq!(recv(sock, uid, false), (0, PLAIN.to_vec()));
+
+    // Dovecot validates the name: it refuses to subscribe a mailbox that
+    // does not exist, and either command for a name it cannot store
+    // (levels are separated by ".": two in a row is an empty level).
+    assert_eq!(
+        call("IMAPSubscribeMailbox", &mut [i(sock), s("Not There")]),
+        -1126
+    );
+    for cmd in ["IMAPSubscribeMailbox", "IMAPUnsubscribeMailbox"] {
+        let mut a = [i(sock), s("Archiv..2025"), s("st"), list()];
+        assert_eq!(call(cmd, &mut a), -1126, "{cmd}");
+        let responses = lines(&a[3]);
+        assert!(
+            responses.iter().any(|l| l.contains(" NO ")),
+            "{cmd}: {responses:?}"
+        );
+        assert!(
+            env().plugin.last_error().contains("SUBSCRIBE Archiv..2025"),
+            "{}",
+            env().plugin.last_error()
+        );
+    }
+    assert!(mailboxes(sock, true, "*").is_empty());
+    // The refusals leave the session usable, with the mailbox still selected.
+    assert_eq!(call("IMAPNoOp", &mut [i(sock)]), 0);
+    assert_eq!(call("IMAPCheck", &mut [i(sock)]), 0);
+    assert_eq!(disconnect(sock).code(), 0);
+}
+
+#[test]
+fn an_empty_pattern_gives_the_delimiter_for_subscribed_mailboxes_too() {
+    let sock = login("u9");
+    assert_eq!(call("IMAPCreateMailbox", &mut [i(sock), s("Archiv")]), 0);
+    assert_eq!(call("IMAPSubscribeMailbox", &mut [i(sock), s("Archiv")]), 0);
+    let list_rows = |cmd: &str| {
+        let mut a = [i(sock), s(""), s(""), list(), s("st"), list()];
+        let o = env().plugin.call(cmd, &mut a);
+        assert_eq!(o.code(), 0, "{cmd}: {}", env().plugin.last_error());
+        let sent: Vec<String> = o
+            .status
+            .iter()
+            .filter_map(|m| m.message.strip_prefix("C: "))
+            .map(String::from)
+            .collect();
+        assert!(
+            sent.len() == 1 && sent[0].ends_with(r#" LIST "" """#),
+            "{cmd}: LSUB cannot answer an empty pattern, LIST does: {sent:?}"
+        );
+        rows(&a[3])
+    };
+    let subscribed = list_rows("IMAPListSubscribedMailboxes");
+    assert_eq!(subscribed.len(), 1, "{subscribed:?}");
+    let row = &subscribed[0];
+    assert_eq!(text(&row[0]), "", "no name: the row is about the hierarchy");
+    assert_eq!(text(&row[1]), ".", "Maildir++ separates levels with a dot");
+    assert!(text(&row[2]).contains("\\Noselect"), "{row:?}");
+    assert_eq!(list_rows("IMAPListMailboxes"), subscribed);
+    // A pattern still lists the subscriptions (LSUB).
+    assert_eq!(mailboxes(sock, true, "*"), vec!["Archiv".to_string()]);
+    assert_eq!(disconnect(sock).code(), 0);
+}
+
+/// IMAPIdle on another thread: (return code, updates).
+fn idle_in_background(sock: i64, secs: i64) -> std::thread::JoinHandle<(i64, Vec<String>)> {
+    std::thread::spawn(move || {
+        let mut a = [i(sock), i(secs), list()];
+        let rc = call("IMAPIdle", &mut a);
+        let updates = if rc == 0 {
+            rows(&a[2]).iter().map(|r| text(&r[0])).collect()
+        } else {
+            vec![]
+        };
+        (rc, updates)
+    })
+}
+
+#[test]
+fn idle_sees_flag_changes_and_expunges_made_through_another_socket() {
+    let d = dovecot();
+    d.seed("u10", "INBOX", &[(PLAIN, ""), (MULTIPART, "")]);
+    let watcher = login("u10");
+    let writer = login("u10");
+    assert_eq!(select(watcher, "INBOX").1[0], 2);
+    assert_eq!(select(writer, "INBOX").1[0], 2);
+    let uids: Vec<i64> = messages(writer).iter().map(|r| int(&r[0])).collect();
+    let (first, second) = (uids[0], uids[1]);
+    let t = HostValue::Boolean(Tri::True);
+    let u = HostValue::Boolean(Tri::Unknown);
+
+    // A flag set through the writer: the watcher hears `* 1 FETCH (... FLAGS (\Seen))`.
+    let t0 = std::time::Instant::now();
+    let idle = idle_in_background(watcher, 10);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut a = [
+        i(writer),
+        i(first),
+        u.clone(),
+        u.clone(),
+        u.clone(),
+        u.clone(),
+        t.clone(),
+    ];
+    assert_eq!(call("IMAPSetMessageFlags", &mut a), 0);
+    let (rc, updates) = idle.join().unwrap();
+    assert_eq!(rc, 0);
+    assert!(
+        updates
+            .iter()
+            .any(|u| u.starts_with("1 FETCH ") && u.contains("\\Seen")),
+        "{updates:?}"
+    );
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(8),
+        "IDLE returned at the flag update, not the timeout"
+    );
+
+    // \Deleted on the second message; the watcher's NOOP collects that update,
+    // so the next IDLE has only the expunge to hear about.
+    let mut a = [i(writer), i(second), u.clone(), t.clone()];
+    assert_eq!(call("IMAPSetMessageFlags", &mut a), 0);
+    let mut a = [i(watcher), s("st"), list()];
+    assert_eq!(call("IMAPNoOp", &mut a), 0);
+    let noop = lines(&a[2]);
+    assert!(
+        noop.iter()
+            .any(|l| l.starts_with("* 2 FETCH ") && l.contains("\\Deleted")),
+        "{noop:?}"
+    );
+
+    let t0 = std::time::Instant::now();
+    let idle = idle_in_background(watcher, 10);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(call("IMAPExpungeMessages", &mut [i(writer)]), 0);
+    let (rc, updates) = idle.join().unwrap();
+    assert_eq!(rc, 0);
+    assert!(updates.iter().any(|u| u == "2 EXPUNGE"), "{updates:?}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(8),
+        "IDLE returned at the expunge, not the timeout"
+    );
+
+    // The watcher's view after DONE: one message left, seen.
+    let rows = messages(watcher);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(int(&rows[0][0]), first);
+    assert_eq!(rows[0][8], t, "\\Seen");
+    assert_eq!(recv(watcher, second, false).0, -1129, "expunged");
+    assert_eq!(disconnect(watcher).code(), 0);
+    assert_eq!(disconnect(writer).code(), 0);
+}
+
+#[test]
+fn a_mailbox_stored_in_modified_utf7_is_listed_selected_and_appended_in_unicode() {
+    let d = dovecot();
+    // Folders written by the server side, under their wire names: "Entwürfe"
+    // with one message, and "Köln" inside "Projekte".
+    d.seed("u11", "Entw&APw-rfe", &[(PLAIN, "S")]);
+    d.seed("u11", "Projekte.K&APY-ln", &[]);
+    let sock = login("u11");
+
+    let mut a = [i(sock), s(""), s("*"), list(), s("st"), list()];
+    assert_eq!(call("IMAPListMailboxes", &mut a), 0);
+    let names: Vec<String> = rows(&a[3]).iter().map(|r| text(&r[0])).collect();
+    assert!(
+        names.contains(&"Entwürfe".to_string()) && names.contains(&"Projekte.Köln".to_string()),
+        "{names:?}"
+    );
+    let responses = lines(&a[5]);
+    assert!(
+        responses.iter().any(|l| l.contains("Entw&APw-rfe"))
+            && responses.iter().any(|l| l.contains("Projekte.K&APY-ln")),
+        "the server sent the wire form: {responses:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.contains('&')),
+        "every name is decoded: {names:?}"
+    );
+
+    let (rc, [n, ..]) = select(sock, "Entwürfe");
+    assert_eq!((rc, n), (0, 1));
+    assert_eq!(
+        recv(sock, int(&messages(sock)[0][0]), false),
+        (0, PLAIN.to_vec())
+    );
+    let mut a = [
+        i(sock),
+        s("Entwürfe"),
+        HostValue::Binary(EIGHT_BIT.to_vec()),
+    ];
+    assert_eq!(call("IMAPAppendMessage", &mut a), 0);
+    assert_eq!(select(sock, "Entwürfe").1[0], 2);
+    let rows = messages(sock);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(recv(sock, int(&rows[1][0]), false), (0, EIGHT_BIT.to_vec()));
+    // The appended message is in the folder the fixture made, not a new one.
+    let files = |dir: std::path::PathBuf| {
+        ["cur", "new"]
+            .iter()
+            .map(|sub| std::fs::read_dir(dir.join(sub)).map_or(0, |r| r.count()))
+            .sum::<usize>()
+    };
+    assert_eq!(files(d.mailbox_dir("u11", "Entw&APw-rfe")), 2);
+    assert_eq!(select(sock, "Projekte.Köln").1[0], 0);
+    assert!(mailboxes(sock, false, "Projekte.%").contains(&"Projekte.Köln".to_string()));
+
+    // And the other way: a name the plugin creates is stored in the same form.
+    assert_eq!(
+        call("IMAPCreateMailbox", &mut [i(sock), s("Pläne & Ideen")]),
+        0
+    );
+    assert!(d.mailbox_dir("u11", "Pl&AOQ-ne &- Ideen").is_dir());
+    assert_eq!(disconnect(sock).code(), 0);
+}
+
+#[test]
+fn recv_headers_calls_its_out_argument_headers() {
+    let p = &env().plugin;
+    let (_, message) = p.command("IMAPRecvMessage").unwrap();
+    let (_, headers) = p.command("IMAPRecvHeaders").unwrap();
+    let names = |c: &plugin_abi::host::CommandInfo| {
+        c.params.iter().map(|p| p.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(message),
+        ["socket", "uid", "message", "stsproc", "responselist"]
+    );
+    assert_eq!(
+        names(headers),
+        ["socket", "uid", "headers", "stsproc", "responselist"]
+    );
+    // Only the name (and its description) differs: same kinds, same flags.
+    for (m, h) in message.params.iter().zip(&headers.params) {
+        assert_eq!(
+            (m.kinds, m.flags, &m.default),
+            (h.kinds, h.flags, &h.default)
+        );
+    }
+    assert_eq!(
+        (message.return_kind, message.flags),
+        (headers.return_kind, headers.flags)
+    );
+    // Still required, and the -503 detail uses the new name.
+    let sock = login("u12");
+    assert_eq!(select(sock, "INBOX").0, 0);
+    assert_eq!(call("IMAPRecvHeaders", &mut [i(sock), i(1)]), -503);
+    assert!(
+        p.last_error().contains("argument 3 (headers) is required"),
+        "{}",
+        p.last_error()
+    );
+    assert_eq!(call("IMAPRecvMessage", &mut [i(sock), i(1)]), -503);
+    assert!(
+        p.last_error().contains("argument 3 (message) is required"),
+        "{}",
+        p.last_error()
     );
     assert_eq!(disconnect(sock).code(), 0);
 }

@@ -369,6 +369,20 @@ static RECV: [MailextParam; 5] = [
     STSPROC,
     RESPONSES,
 ];
+static RECV_HEADERS: [MailextParam; 5] = [
+    SOCKET,
+    UID,
+    p(
+        c"headers",
+        DATA,
+        // Required, as for IMAPRecvMessage.
+        MAILEXT_PARAM_OUT,
+        None,
+        c"receives the header's exact bytes, up to and including the empty line (Binary recommended)",
+    ),
+    STSPROC,
+    RESPONSES,
+];
 static SET_FLAGS: [MailextParam; 9] = [
     SOCKET,
     UID,
@@ -594,7 +608,7 @@ pub static COMMANDS: [MailextCommand; COMMAND_COUNT] = [
     c(
         c"IMAPRecvHeaders",
         INT,
-        &RECV,
+        &RECV_HEADERS,
         c"Receives a message's header by UID",
     ),
     c(

@@ -239,15 +239,26 @@ protocol imap {{
         self.dir.path()
     }
 
-    /// Writes messages straight into a user's Maildir (`mailbox` "INBOX" or
-    /// a folder's name as Dovecot stores it), with Maildir flag letters
-    /// (S seen, F flagged, R answered, T deleted, D draft).
+    /// The folder of a user's mail store that holds `mailbox`: "INBOX", or
+    /// a folder's name as Dovecot stores it. The store is Maildir++: a
+    /// folder is `Maildir/.name`, where `name` is the wire name (modified
+    /// UTF-7, `Entw&APw-rfe` for "Entwürfe") with `.` between levels
+    /// (`Projekte.K&APY-ln`).
+    pub fn mailbox_dir(&self, user: &str, mailbox: &str) -> PathBuf {
+        let dir = self.dir.path().join("home").join(user).join("Maildir");
+        if mailbox == "INBOX" {
+            dir
+        } else {
+            dir.join(format!(".{mailbox}"))
+        }
+    }
+
+    /// Writes messages straight into a user's Maildir (`mailbox` as for
+    /// [`Dovecot::mailbox_dir`]; no messages just creates the folder), with
+    /// Maildir flag letters (S seen, F flagged, R answered, T deleted, D draft).
     pub fn seed(&self, user: &str, mailbox: &str, messages: &[(&[u8], &str)]) {
         let home = self.dir.path().join("home").join(user);
-        let mut dir = home.join("Maildir");
-        if mailbox != "INBOX" {
-            dir = dir.join(format!(".{mailbox}"));
-        }
+        let dir = self.mailbox_dir(user, mailbox);
         for sub in ["cur", "new", "tmp"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
