@@ -11,8 +11,9 @@ use crate::imap::driver::run;
 use crate::imap::family::{check_phase, Batch, BatchOp, IdleOp, Needs};
 use crate::imap::mutf7;
 use crate::imap::session::{CommandLine, Phase};
-use crate::imap::values::{parse, Value};
+use crate::imap::values::{parse, parse_in_place, Value};
 use plugin_abi::*;
+use std::borrow::Cow;
 use std::time::Duration;
 
 fn text_arg(call: &HostCall, i: usize, what: &str) -> Result<String, MailError> {
@@ -252,6 +253,13 @@ fn list_boxes(call: &HostCall, subscribed: bool) -> Result<Ret, MailError> {
 
 /// The items of a `n FETCH (...)` response as (sequence number, key/value pairs).
 fn fetch_items(raw: &[u8]) -> Option<(u32, Vec<(String, Value)>)> {
+    fetch_items_with(raw, parse)
+}
+
+fn fetch_items_with(
+    raw: &[u8],
+    parse: fn(&[u8]) -> Result<Vec<Value>, String>,
+) -> Option<(u32, Vec<(String, Value)>)> {
     let mut v = parse(raw).ok()?;
     if v.len() < 3 || !v[1].as_str()?.eq_ignore_ascii_case("FETCH") {
         return None;
@@ -372,19 +380,20 @@ fn receive(call: &HostCall, section: &str) -> Result<Ret, MailError> {
         vec![line],
     )?;
     let key = format!("BODY[{section}]");
-    let bytes = b
+    // The body stays in the frame it arrived in: the host copies it from there.
+    let bytes: Cow<[u8]> = b
         .data
         .iter()
-        .filter_map(|r| fetch_items(r))
+        .filter_map(|raw| Some((raw, fetch_items_with(raw, parse_in_place)?.1)))
         .filter(|(_, p)| item(p, "UID").and_then(Value::as_u64) == Some(uid as u64))
         // Unsolicited updates for the same UID may come first: take the one with the body.
-        .find_map(|(_, p)| p.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v))
-        .map(|v| {
-            if v == Value::Nil {
-                Vec::new()
-            } else {
-                v.into_bytes().unwrap_or_default()
-            }
+        .find_map(|(raw, p)| {
+            let v = p.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)?;
+            Some(match v {
+                Value::Span(start, end) => Cow::Borrowed(&raw[start..end]),
+                Value::Nil => Cow::Borrowed(&[][..]),
+                v => Cow::Owned(v.into_bytes().unwrap_or_default()),
+            })
         })
         .ok_or_else(|| {
             MailError::NoSuchMessage(format!("UID {uid} is not in the selected mailbox"))
@@ -528,6 +537,8 @@ fn encode_criteria(mut line: CommandLine, values: &[Value], spaced: bool) -> Com
             Value::List(items) => {
                 encode_criteria(line.word("(", space), items, false).word(")", false)
             }
+            // Criteria are parsed with `parse`, which copies literals.
+            Value::Span(..) => line,
         };
     }
     line

@@ -64,6 +64,11 @@ impl Fragmentizer {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Lets a reader append to the buffer in place (no copy on the way in).
+    pub fn fill<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        f(&mut self.buf)
+    }
+
     /// Bytes received but not yet handed out as a frame.
     pub fn buffered(&self) -> usize {
         self.buf.len()
@@ -129,6 +134,10 @@ impl Fragmentizer {
                         });
                     }
                     if self.buf.len() < literal_end {
+                        if self.literal.is_none() {
+                            // Room for the whole literal once, instead of doubling.
+                            self.buf.reserve_exact(literal_end - self.buf.len());
+                        }
                         self.literal = Some((line_end, size));
                         return Ok(None);
                     }
@@ -137,9 +146,13 @@ impl Fragmentizer {
                     self.scanned = literal_end;
                 }
                 None => {
-                    // A frame that is the whole buffer is taken, not copied.
+                    // The smaller part is copied: a frame that is most of
+                    // the buffer (a message body) is taken, not copied.
                     let frame: Vec<u8> = if line_end == self.buf.len() {
                         std::mem::take(&mut self.buf)
+                    } else if line_end > self.buf.len() - line_end {
+                        let rest = self.buf.split_off(line_end);
+                        std::mem::replace(&mut self.buf, rest)
                     } else {
                         self.buf.drain(..line_end).collect()
                     };

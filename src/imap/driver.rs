@@ -18,6 +18,17 @@ pub trait Transport {
     }
     /// The next bytes from the server, or `Ok(None)` once `deadline` passed.
     fn recv(&mut self, deadline: Option<Instant>) -> Result<Option<Vec<u8>>, MailError>;
+    /// The same, appended to `buf`; Some(0) when only upload progress was made.
+    fn recv_into(
+        &mut self,
+        buf: &mut Vec<u8>,
+        deadline: Option<Instant>,
+    ) -> Result<Option<usize>, MailError> {
+        Ok(self.recv(deadline)?.map(|b| {
+            buf.extend_from_slice(&b);
+            b.len()
+        }))
+    }
     /// Runs the TLS handshake. `consumed` is how many plaintext bytes the
     /// protocol has read in all; the transport refuses if it received more
     /// (bytes injected before the handshake). Returns a milestone text.
@@ -176,10 +187,10 @@ fn run_inner<O: Operation>(
                 s.clock.timeout().as_secs()
             )));
         }
-        match t.recv(op.poll_timeout().or(s.clock.deadline())) {
-            Ok(Some(bytes)) => {
+        let deadline = op.poll_timeout().or(s.clock.deadline());
+        match frag.fill(|buf| t.recv_into(buf, deadline)) {
+            Ok(Some(_)) => {
                 s.clock.touch(t.now());
-                frag.push(&bytes);
                 progress.update(frag.literal_progress(), obs);
             }
             Ok(None) => {}

@@ -10,6 +10,8 @@ pub enum Value {
     Str(Vec<u8>),
     List(Vec<Value>),
     Nil,
+    /// A literal left where it is (`parse_in_place`): input[start..end].
+    Span(usize, usize),
 }
 
 impl Value {
@@ -47,12 +49,28 @@ const MAX_DEPTH: usize = 64;
 struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
+    /// Literals are not copied but given as `Value::Span`.
+    in_place: bool,
 }
 
 /// Parses the values of one response line (without the leading `* `).
 pub fn parse(input: &[u8]) -> Result<Vec<Value>, String> {
+    parse_with(input, false)
+}
+
+/// The same, with literals as `Value::Span` into `input`: a message body
+/// is not copied.
+pub fn parse_in_place(input: &[u8]) -> Result<Vec<Value>, String> {
+    parse_with(input, true)
+}
+
+fn parse_with(input: &[u8], in_place: bool) -> Result<Vec<Value>, String> {
     let input = input.strip_suffix(b"\r\n").unwrap_or(input);
-    let mut p = Parser { input, pos: 0 };
+    let mut p = Parser {
+        input,
+        pos: 0,
+        in_place,
+    };
     let values = p.sequence(false, 0)?;
     if p.pos < input.len() {
         return Err(format!("unexpected ')' at byte {}", p.pos));
@@ -88,7 +106,14 @@ impl Parser<'_> {
                     out.push(Value::List(self.sequence(true, depth + 1)?));
                 }
                 Some(b'"') => out.push(Value::Str(self.quoted()?)),
-                Some(b'{') => out.push(Value::Str(self.literal()?)),
+                Some(b'{') => {
+                    let (start, end) = self.literal()?;
+                    out.push(if self.in_place {
+                        Value::Span(start, end)
+                    } else {
+                        Value::Str(self.input[start..end].to_vec())
+                    });
+                }
                 Some(_) => {
                     let a = self.atom()?;
                     out.push(if a.eq_ignore_ascii_case("NIL") {
@@ -124,7 +149,7 @@ impl Parser<'_> {
         }
     }
 
-    fn literal(&mut self) -> Result<Vec<u8>, String> {
+    fn literal(&mut self) -> Result<(usize, usize), String> {
         let close = self.input[self.pos..]
             .iter()
             .position(|&b| b == b'}')
@@ -148,7 +173,7 @@ impl Parser<'_> {
             .filter(|e| *e <= self.input.len())
             .ok_or("literal runs past the frame")?;
         self.pos = end;
-        Ok(self.input[start..end].to_vec())
+        Ok((start, end))
     }
 
     /// An atom runs to a space or paren; `[...]` sections may hold both.
@@ -181,6 +206,21 @@ mod tests {
 
     fn a(s: &str) -> Value {
         Atom(s.into())
+    }
+
+    #[test]
+    fn in_place_literals_point_into_the_input() {
+        let input = b"1 FETCH (UID 7 BODY[] {5}\r\nab)\r\n FLAGS ())";
+        let v = parse_in_place(input).unwrap();
+        let List(items) = &v[2] else { panic!("{v:?}") };
+        let Span(start, end) = items[3] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(&input[start..end], b"ab)\r\n");
+        assert_eq!(
+            parse(input).unwrap()[2].as_list().unwrap()[3],
+            Str(b"ab)\r\n".to_vec())
+        );
     }
 
     #[test]

@@ -358,12 +358,28 @@ impl Transport for Connection {
     }
 
     fn recv(&mut self, deadline: Option<Instant>) -> Result<Option<Vec<u8>>, MailError> {
+        let mut data = Vec::new();
+        Ok(self.recv_into(&mut data, deadline)?.map(|_| data))
+    }
+
+    fn recv_into(
+        &mut self,
+        buf: &mut Vec<u8>,
+        deadline: Option<Instant>,
+    ) -> Result<Option<usize>, MailError> {
         self.check_open()?;
         let started = Instant::now();
         loop {
             let mut core = self.held();
             if !core.inbound.is_empty() {
-                return Ok(Some(std::mem::take(&mut core.inbound)));
+                let n = core.inbound.len();
+                if buf.is_empty() {
+                    *buf = std::mem::take(&mut core.inbound);
+                } else {
+                    buf.extend_from_slice(&core.inbound);
+                    core.inbound = Vec::new();
+                }
+                return Ok(Some(n));
             }
             if let Some(e) = core.error.take() {
                 core.eof = true;
@@ -375,9 +391,9 @@ impl Transport for Connection {
             let wrote = core
                 .flush()
                 .map_err(|e| io_error(&e, &self.peer.to_string()))?;
-            let mut data = Vec::new();
-            match core.read_into(&mut data, RECV_BATCH) {
-                Ok(ReadOutcome::Data) => return Ok(Some(data)),
+            let before = buf.len();
+            match core.read_into(buf, before + RECV_BATCH) {
+                Ok(ReadOutcome::Data) => return Ok(Some(buf.len() - before)),
                 Ok(ReadOutcome::Eof) => {
                     core.eof = true;
                     return Err(MailError::Closed("the server closed the connection".into()));
@@ -387,7 +403,7 @@ impl Transport for Connection {
             }
             // Upload progress: no data, but the wait clock restarts.
             if wrote > 0 {
-                return Ok(Some(Vec::new()));
+                return Ok(Some(0));
             }
             let mut events = libc::POLLIN;
             if core.out_pending() {
