@@ -1,8 +1,8 @@
 //! Process-wide settings, set with MailSetConfig and read with MailGetConfig.
 //! commstimeout follows Omnis' WebDevSetConfig (0 means the default); the
-//! rest are the ActiveX control's connect defaults (HostName, RemotePort,
-//! UserName, Password, Timeout, Options) plus a default proxy and resolver
-//! overrides. A password can be set but is never read back.
+//! rest are the ActiveX control's connect defaults (HostName, HostAddress,
+//! RemotePort, UserName, Password, Timeout, Options) plus a default proxy
+//! and resolver overrides. A password can be set but is never read back.
 
 use crate::error::MailError;
 use crate::net::address::ServerAddr;
@@ -34,7 +34,11 @@ pub enum Value {
 /// The connect defaults an omitted IMAPConnect / SMTPConnect argument takes.
 #[derive(Clone, Default)]
 pub struct Defaults {
+    /// The server when IMAPConnect's is left out: the `hostname` setting,
+    /// else the `hostaddress` one (see [`defaults`]).
     pub hostname: Option<String>,
+    /// The `hostaddress` setting (ActiveX HostAddress): the server's IP address.
+    pub hostaddress: Option<IpAddr>,
     pub remoteport: Option<u16>,
     pub username: Option<String>,
     pub password: Option<String>,
@@ -50,12 +54,27 @@ pub struct Defaults {
 
 static DEFAULTS: RwLock<Option<Defaults>> = RwLock::new(None);
 
-pub fn defaults() -> Defaults {
+/// The settings as they were set.
+fn raw() -> Defaults {
     DEFAULTS
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .clone()
         .unwrap_or_default()
+}
+
+/// The connect defaults, with `hostname` already falling back to
+/// `hostaddress`: a host name given with `hostname` wins over the address.
+pub fn defaults() -> Defaults {
+    let mut d = raw();
+    if d.hostname.is_none() {
+        // In the form `server` takes: an IPv6 address in brackets.
+        d.hostname = d.hostaddress.map(|ip| match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        });
+    }
+    d
 }
 
 fn update(f: impl FnOnce(&mut Defaults)) {
@@ -78,6 +97,7 @@ pub fn resolve_override(addr: &ServerAddr) -> Option<Vec<SocketAddr>> {
 pub const NAMES: &[&str] = &[
     "commstimeout",
     "hostname",
+    "hostaddress",
     "remoteport",
     "username",
     "password",
@@ -129,6 +149,10 @@ pub fn set(name: &str, value: Value) -> Result<(), MailError> {
                 crate::net::address::parse_server(h, 1)?;
             }
             update(|d| d.hostname = v);
+        }
+        "hostaddress" => {
+            let v = text(n, value)?.map(|a| host_address(&a)).transpose()?;
+            update(|d| d.hostaddress = v);
         }
         "remoteport" => {
             let p = integer(n, &value)?;
@@ -189,11 +213,12 @@ pub fn set(name: &str, value: Value) -> Result<(), MailError> {
 }
 
 pub fn get(name: &str) -> Result<Value, MailError> {
-    let d = defaults();
+    let d = raw();
     let t = |s: Option<String>| Value::Text(s.unwrap_or_default());
     Ok(match name.to_ascii_lowercase().as_str() {
         "commstimeout" => Value::Integer(COMMS_TIMEOUT_SECS.load(Ordering::Relaxed) as i64),
         "hostname" => t(d.hostname),
+        "hostaddress" => t(d.hostaddress.map(|ip| ip.to_string())),
         "remoteport" => Value::Integer(d.remoteport.unwrap_or(0) as i64),
         "username" => t(d.username),
         "password" | "bearertoken" => {
@@ -223,6 +248,19 @@ pub fn get(name: &str) -> Result<Value, MailError> {
         }
         _ => return Err(unknown(name)),
     })
+}
+
+/// An IPv4 or IPv6 address, without a port (`remoteport` gives that). An
+/// IPv6 address may be written with or without brackets.
+fn host_address(a: &str) -> Result<IpAddr, MailError> {
+    let t = a.trim();
+    let bracketed = t.strip_prefix('[').and_then(|x| x.strip_suffix(']'));
+    match (bracketed.unwrap_or(t).parse::<IpAddr>(), bracketed) {
+        (Ok(ip @ IpAddr::V4(_)), None) | (Ok(ip @ IpAddr::V6(_)), _) => Ok(ip),
+        _ => Err(MailError::BadAddress(format!(
+            "hostaddress must be an IPv4 or IPv6 address without a port (a host name goes in hostname, the port in remoteport): {t:?}"
+        ))),
+    }
 }
 
 fn check_tunnel(url: &str) -> Result<(), MailError> {
@@ -284,5 +322,22 @@ mod tests {
         assert!(parse_resolve("mail.test=127.0.0.1").is_err());
         assert!(parse_resolve("mail.test:143=nope").is_err());
         assert!(parse_resolve("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn host_addresses() {
+        let ip = |a: &str| host_address(a).unwrap().to_string();
+        assert_eq!(ip(" 192.0.2.1 "), "192.0.2.1");
+        assert_eq!(ip("::1"), "::1");
+        assert_eq!(ip("[2001:DB8::1]"), "2001:db8::1");
+        for bad in [
+            "mail.example.com",
+            "192.0.2.1:143",
+            "[192.0.2.1]",
+            "[::1]:993",
+            "1.2.3",
+        ] {
+            assert_eq!(host_address(bad).unwrap_err().code(), -1101, "{bad}");
+        }
     }
 }

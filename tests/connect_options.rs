@@ -458,6 +458,14 @@ fn a_silent_server_times_out_within_ten_percent() {
         .events
         .iter()
         .any(|e| e.kind == "CONNECT" && e.code == -522));
+    // The reason first, then the outcome.
+    let kinds: Vec<_> = o.events.iter().map(|e| (e.kind, e.code)).collect();
+    assert_eq!(
+        kinds,
+        [("TIMEOUT", -522), ("CONNECT", -522)],
+        "{:?}",
+        o.events
+    );
 }
 
 #[test]
@@ -650,9 +658,23 @@ fn happy_eyeballs_does_not_wait_for_a_silent_ipv6_address() {
         let took = t.elapsed();
         let st = status_text(&o);
         assert!(o.code() > 0, "{opt}: {}\n{st}", env().plugin.last_error());
-        assert!(took < Duration::from_millis(1500), "{opt}: {took:?}\n{st}");
-        let tried = st.lines().find(|l| l.contains("Connecting to")).unwrap();
-        assert!(tried.contains(first), "{opt}: {st}");
+        // The second address starts 250 ms after the first: with IPv6 first
+        // the call waits for that delay (so it is over 200 ms) and not much
+        // more; with IPv4 first there is nothing to wait for, and the IPv6
+        // attempt never starts.
+        let tried: Vec<&str> = st.lines().filter(|l| l.contains("Connecting to")).collect();
+        assert!(tried[0].contains(first), "{opt}: {st}");
+        if opt == "PREFER_IPV6" {
+            assert!(
+                took > Duration::from_millis(200) && took < Duration::from_millis(700),
+                "{opt}: {took:?}\n{st}"
+            );
+            assert_eq!(tried.len(), 2, "{st}");
+            assert!(tried[1].contains("(127.0.0.1"), "{st}");
+        } else {
+            assert!(took < Duration::from_millis(250), "{opt}: {took:?}\n{st}");
+            assert_eq!(tried.len(), 1, "{st}");
+        }
         assert!(st.contains("Connected to 127.0.0.1"), "{st}");
         assert_eq!(disconnect(o.code()).code(), 0);
     }
@@ -713,4 +735,324 @@ fn cancel_mid_command_closes_the_connection_cleanly() {
     assert_eq!(env().plugin.call("IMAPNoOp", &mut [i(sock)]).code(), -1127);
     assert_eq!(disconnect(sock).code(), 0);
     server.received();
+}
+
+/// Greets after `delay`, takes LOGIN, then answers NOOPs until LOGOUT.
+/// `logged_in` hears when the LOGIN reply has gone out.
+fn login_server(delay: Duration, logged_in: Option<std::sync::mpsc::Sender<()>>) -> Scripted {
+    Scripted::start(move |peer| {
+        std::thread::sleep(delay);
+        peer.send("* OK [CAPABILITY IMAP4rev1] scripted\r\n");
+        let tag = peer.command("LOGIN");
+        peer.send(&format!("{tag} OK logged in\r\n"));
+        if let Some(tx) = logged_in {
+            let _ = tx.send(());
+        }
+        while let Some(l) = peer.line() {
+            let (tag, verb) = l.split_once(' ').unwrap_or((&l, ""));
+            if verb == "LOGOUT" {
+                peer.send(&format!("* BYE bye\r\n{tag} OK bye\r\n"));
+                return;
+            }
+            peer.send(&format!("{tag} OK done\r\n"));
+        }
+    })
+}
+
+fn kinds(o: &CallOutcome) -> Vec<(&'static str, i64)> {
+    o.events.iter().map(|e| (e.kind, e.code)).collect()
+}
+
+#[test]
+fn disconnect_event_when_the_server_closes_or_says_bye() {
+    // Closes right after the login.
+    let server = Scripted::start(|peer| {
+        peer.send("* OK [CAPABILITY IMAP4rev1] hi\r\n");
+        let tag = peer.command("LOGIN");
+        peer.send(&format!("{tag} OK in\r\n"));
+    });
+    let (o, _) = connect_with(
+        &format!("127.0.0.1:{}", server.port),
+        "u",
+        "p",
+        0,
+        10,
+        s(""),
+    );
+    let sock = o.code();
+    assert!(sock > 0, "{}", env().plugin.last_error());
+    assert_eq!(kinds(&o), [("COMMAND", 0), ("CONNECT", 0)]);
+    server.received(); // the server has closed
+    let o = env().plugin.call("IMAPNoOp", &mut [i(sock)]);
+    assert_eq!(o.code(), -1106, "{}", status_text(&o));
+    assert_eq!(kinds(&o), [("DISCONNECT", -1106)], "{:?}", o.events);
+    let ev = &o.events[0];
+    assert_eq!((ev.socket, ev.proc_name.as_str()), (sock, "onEvent"));
+    assert_eq!(format!("{} (-1106)", ev.text), env().plugin.last_error());
+    // Once: the broken socket's -1127 is no event, nor is the disconnect.
+    let o = env().plugin.call("IMAPNoOp", &mut [i(sock)]);
+    assert_eq!(o.code(), -1127);
+    assert!(o.events.is_empty(), "{:?}", o.events);
+    let o = disconnect(sock);
+    assert_eq!(o.code(), 0);
+    assert!(o.events.is_empty(), "{:?}", o.events);
+
+    // Says BYE in answer to a command, then closes.
+    let server = Scripted::start(|peer| {
+        peer.send("* OK [CAPABILITY IMAP4rev1] hi\r\n");
+        let tag = peer.command("LOGIN");
+        peer.send(&format!("{tag} OK in\r\n"));
+        peer.command("NOOP");
+        peer.send("* BYE shutting down for maintenance\r\n");
+    });
+    let (o, _) = connect_with(
+        &format!("127.0.0.1:{}", server.port),
+        "u",
+        "p",
+        0,
+        10,
+        s(""),
+    );
+    let sock = o.code();
+    assert!(sock > 0);
+    let o = env().plugin.call("IMAPNoOp", &mut [i(sock)]);
+    assert_eq!(o.code(), -1122, "{}", status_text(&o));
+    assert_eq!(kinds(&o), [("DISCONNECT", -1122)], "{:?}", o.events);
+    assert!(o.events[0].text.contains("shutting down for maintenance"));
+    assert_eq!(disconnect(sock).code(), 0);
+    server.received();
+}
+
+#[test]
+fn timeout_event_when_the_server_stops_answering() {
+    let server = Scripted::start(|peer| {
+        peer.send("* OK [CAPABILITY IMAP4rev1] hi\r\n");
+        let tag = peer.command("LOGIN");
+        peer.send(&format!("{tag} OK in\r\n"));
+        peer.drain(); // the NOOP is never answered
+    });
+    let (o, _) = connect_with(&format!("127.0.0.1:{}", server.port), "u", "p", 0, 1, s(""));
+    let sock = o.code();
+    assert!(sock > 0);
+    let t = Instant::now();
+    let o = env().plugin.call("IMAPNoOp", &mut [i(sock)]);
+    let took = t.elapsed();
+    assert_eq!(o.code(), -522, "{}", status_text(&o));
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    assert_eq!(kinds(&o), [("TIMEOUT", -522)], "{:?}", o.events);
+    assert!(o.events[0].text.contains("NOOP"), "{:?}", o.events);
+    assert_eq!(o.events[0].socket, sock);
+    assert_eq!(disconnect(sock).code(), 0);
+    server.received();
+}
+
+#[test]
+fn events_of_a_finished_background_connect_wait_for_the_next_call() {
+    // Collected by IMAPWait.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = login_server(Duration::ZERO, Some(tx));
+    let (o, _) = connect_with(
+        &format!("127.0.0.1:{}", server.port),
+        "u",
+        "p",
+        0,
+        10,
+        s("ASYNC"),
+    );
+    let sock = o.code();
+    assert!(sock > 0, "{}", env().plugin.last_error());
+    assert!(o.events.is_empty(), "{:?}", o.events);
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    // Long enough for the connect thread to read the reply and finish with
+    // no command running: its events wait in the socket's queue.
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let mut args = [i(sock), i(10), HostValue::Proc("onStatus".into()), list()];
+    let w = env().plugin.call("IMAPWait", &mut args);
+    assert_eq!(w.code(), 0, "{}", env().plugin.last_error());
+    assert!(
+        t.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        kinds(&w),
+        [("COMMAND", 0), ("CONNECT", 0)],
+        "{:?}",
+        w.events
+    );
+    assert!(
+        w.events[0].text.starts_with("A0001 OK logged in"),
+        "{:?}",
+        w.events
+    );
+    assert!(w
+        .events
+        .iter()
+        .all(|e| e.socket == sock && e.proc_name == "onEvent"));
+    assert_eq!(lines(&args[3]).len(), 2, "{:?}", lines(&args[3]));
+    // Delivered once.
+    let again = env().plugin.call("IMAPWait", &mut [i(sock)]);
+    assert_eq!(again.code(), 0);
+    assert!(again.events.is_empty(), "{:?}", again.events);
+    assert_eq!(disconnect(sock).code(), 0);
+    server.received();
+
+    // Collected by the first command on the socket, before its own events.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = login_server(Duration::ZERO, Some(tx));
+    let (o, _) = connect_with(
+        &format!("127.0.0.1:{}", server.port),
+        "u",
+        "p",
+        0,
+        10,
+        s("ASYNC"),
+    );
+    let sock = o.code();
+    assert!(sock > 0);
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let n = env().plugin.call("IMAPNoOp", &mut [i(sock)]);
+    assert_eq!(n.code(), 0, "{}", env().plugin.last_error());
+    assert_eq!(
+        kinds(&n),
+        [("COMMAND", 0), ("CONNECT", 0), ("COMMAND", 0)],
+        "{:?}",
+        n.events
+    );
+    assert!(n.events[0].text.starts_with("A0001 OK"), "{:?}", n.events);
+    assert!(n.events[2].text.starts_with("A0002 OK"), "{:?}", n.events);
+    // IMAPWait still reports the outcome and the background's status
+    // messages, but the events have gone already.
+    let mut args = [i(sock), i(10), HostValue::Proc("onStatus".into())];
+    let w = env().plugin.call("IMAPWait", &mut args);
+    assert_eq!(w.code(), 0);
+    assert!(w.events.is_empty(), "{:?}", w.events);
+    assert!(
+        status_text(&w).contains("Connected to 127.0.0.1"),
+        "{}",
+        status_text(&w)
+    );
+    assert_eq!(disconnect(sock).code(), 0);
+    server.received();
+}
+
+#[test]
+fn asynchronous_connect_returns_at_once_and_a_short_wait_runs_out() {
+    // The greeting comes after 2 s: longer than IMAPWait's shortest wait.
+    let server = login_server(Duration::from_secs(2), None);
+    let addr = format!("127.0.0.1:{}", server.port);
+    let t = Instant::now();
+    let (o, responses) = connect_with(&addr, "u", "p", 0, 10, s("ASYNC"));
+    let took = t.elapsed();
+    let sock = o.code();
+    assert!(sock > 0, "{}", env().plugin.last_error());
+    assert!(took < Duration::from_millis(300), "{took:?}");
+    assert!(responses.is_empty(), "{responses:?}");
+    assert_eq!(
+        status_text(&o),
+        format!(
+            "onStatus: Socket {sock}: connecting in the background; IMAPWait reports the outcome"
+        )
+    );
+    // Other commands are refused at once while it runs.
+    let n = Instant::now();
+    assert_eq!(env().plugin.call("IMAPNoOp", &mut [i(sock)]).code(), -1139);
+    assert!(n.elapsed() < Duration::from_millis(100));
+    assert!(env().plugin.last_error().contains("call IMAPWait first"));
+    // IMAPWait's own timeout runs out first; the list is cleared anyway.
+    let mut args = [i(sock), i(1), HostValue::Proc("onStatus".into()), s("")];
+    args[3] = HostValue::List(plugin_abi::host::List {
+        columns: vec![("old".into(), plugin_abi::MAILEXT_KIND_CHARACTER)],
+        rows: vec![vec![s("stale")]],
+    });
+    let w0 = Instant::now();
+    let w = env().plugin.call("IMAPWait", &mut args);
+    let waited = w0.elapsed();
+    assert_eq!(w.code(), -1139, "{}", env().plugin.last_error());
+    assert!(
+        waited >= Duration::from_millis(950) && waited < Duration::from_millis(1500),
+        "{waited:?}"
+    );
+    assert!(
+        env().plugin.last_error().contains(&format!(
+            "the connect to {addr} has not finished after 1 s; call IMAPWait again"
+        )),
+        "{}",
+        env().plugin.last_error()
+    );
+    assert!(lines(&args[3]).is_empty());
+    assert!(w.events.is_empty(), "{:?}", w.events);
+    // The connect went on; a longer wait gets everything it did.
+    let mut args = [i(sock), i(10), HostValue::Proc("onStatus".into()), list()];
+    let w = env().plugin.call("IMAPWait", &mut args);
+    assert_eq!(w.code(), 0, "{}", env().plugin.last_error());
+    assert!(t.elapsed() >= Duration::from_secs(2), "{:?}", t.elapsed());
+    let st = status_text(&w);
+    assert!(st.contains(&format!("Connecting to {addr}")), "{st}");
+    assert!(
+        st.contains("S: * OK [CAPABILITY IMAP4rev1] scripted"),
+        "{st}"
+    );
+    assert!(!st.contains("is ready"), "{st}");
+    assert_eq!(
+        lines(&args[3]),
+        ["* OK [CAPABILITY IMAP4rev1] scripted", "A0001 OK logged in"]
+    );
+    assert_eq!(
+        kinds(&w),
+        [("COMMAND", 0), ("CONNECT", 0)],
+        "{:?}",
+        w.events
+    );
+    assert_eq!(env().plugin.call("IMAPNoOp", &mut [i(sock)]).code(), 0);
+    assert_eq!(disconnect(sock).code(), 0);
+    let seen = server.received();
+    assert!(seen.iter().any(|l| l.ends_with(" NOOP")), "{seen:?}");
+}
+
+#[test]
+fn cancel_ends_a_background_connect() {
+    // A server that never greets: the connect waits for the greeting.
+    for delay in [Duration::from_millis(300), Duration::ZERO] {
+        let server = Scripted::start(|peer| peer.drain());
+        let (o, _) = connect_with(
+            &format!("127.0.0.1:{}", server.port),
+            "u",
+            "p",
+            0,
+            30,
+            s("ASYNC"),
+        );
+        let sock = o.code();
+        assert!(sock > 0, "{}", env().plugin.last_error());
+        // At once (before the background thread has done anything), or
+        // while it waits for the greeting.
+        std::thread::sleep(delay);
+        let mut args = [i(sock), HostValue::Proc("onStatus".into())];
+        let c = env().plugin.call("IMAPCancel", &mut args);
+        assert_eq!(c.code(), 1, "{delay:?}: {}", status_text(&c));
+        assert!(status_text(&c).contains("cancel requested"));
+        let t = Instant::now();
+        let w = env().plugin.call("IMAPWait", &mut [i(sock), i(20)]);
+        assert_eq!(w.code(), -516, "{delay:?}: {}", env().plugin.last_error());
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert_eq!(
+            kinds(&w),
+            [("CANCEL", -516), ("CONNECT", -516)],
+            "{delay:?}: {:?}",
+            w.events
+        );
+        // The number is gone with the connect.
+        assert_eq!(env().plugin.call("IMAPNoOp", &mut [i(sock)]).code(), -509);
+        assert_eq!(env().plugin.call("IMAPWait", &mut [i(sock)]).code(), -509);
+        assert_eq!(env().plugin.call("IMAPCancel", &mut [i(sock)]).code(), -509);
+        // The connection was closed: the server sees the end.
+        let seen = server.received();
+        assert!(seen.is_empty(), "{seen:?}");
+    }
 }
