@@ -4,6 +4,7 @@ mod support;
 
 use plugin_abi::host::{CallOutcome, HostValue};
 use std::time::{Duration, Instant};
+use support::pki::Leaf;
 use support::scripted::{Peer, Scripted};
 use support::*;
 
@@ -14,6 +15,19 @@ fn smtp_connect(
     timeout: i64,
     options: &str,
 ) -> (CallOutcome, Vec<String>) {
+    smtp_connect_with(port, user, i(secure), TRUE, i(timeout), s(options))
+}
+
+/// SMTPConnect to 127.0.0.1:`port` with these secure, verify, timeout and
+/// options values.
+fn smtp_connect_with(
+    port: u16,
+    user: &str,
+    secure: HostValue,
+    verify: HostValue,
+    timeout: HostValue,
+    options: HostValue,
+) -> (CallOutcome, Vec<String>) {
     let mut args = vec![
         s(&format!("127.0.0.1:{port}")),
         s("client.test"),
@@ -21,10 +35,10 @@ fn smtp_connect(
         s("pw-Secret1"),
         HostValue::Proc("onStatus".into()),
         list(),
-        i(secure),
-        TRUE,
-        i(timeout),
-        s(options),
+        secure,
+        verify,
+        timeout,
+        options,
         HostValue::Proc("onEvent".into()),
     ];
     let o = env().plugin.call("SMTPConnect", &mut args);
@@ -287,4 +301,216 @@ fn own_thread_smtp_sockets_can_be_handed_over() {
     });
     assert_eq!(other.join().unwrap(), (-1133, 0, 0, 0));
     server.received();
+}
+
+/// An implicit-TLS server with `leaf` that greets, takes HELO (or EHLO
+/// when `ehlo`) and QUIT.
+fn tls_greeter(leaf: &Leaf, ehlo: bool) -> Scripted {
+    Scripted::start_tls(leaf, move |peer| {
+        peer.send("220 mx.test ESMTP\r\n");
+        if ehlo {
+            expect(peer, "EHLO client.test");
+            peer.send("250-mx.test\r\n250 8BITMIME\r\n");
+        } else {
+            expect(peer, "HELO client.test");
+            peer.send("250 mx.test\r\n");
+        }
+        quit(peer);
+    })
+}
+
+#[test]
+fn bad_certificates_are_refused_unless_verification_is_off() {
+    let stranger = support::pki::Ca::new("stranger CA").leaf(
+        "localhost",
+        &["localhost"],
+        &["127.0.0.1"],
+        -1,
+        30,
+    );
+    let other_name = env().ca.leaf("other", &["other.test"], &[], -1, 30);
+    let expired = env()
+        .ca
+        .leaf("localhost", &["localhost"], &["127.0.0.1"], -30, -1);
+    // verify on (kTrue, and also left out): refused, nothing reaches the server.
+    for (leaf, code) in [(&stranger, -1111), (&other_name, -1113), (&expired, -1112)] {
+        for verify in [TRUE, HostValue::None] {
+            let server = tls_greeter(leaf, false);
+            let (o, _) = smtp_connect_with(server.port, "", i(1), verify, i(0), s(""));
+            assert_eq!(o.code(), code, "{}", status_text(&o));
+            assert!(
+                o.events.iter().any(|e| e.kind == "CONNECT"),
+                "{:?}",
+                o.events
+            );
+            assert!(server.received().is_empty());
+        }
+    }
+    // verify = kFalse: encrypted, not verified.
+    let server = tls_greeter(&stranger, false);
+    let (o, _) = smtp_connect_with(server.port, "", i(1), FALSE, i(0), s(""));
+    let sock = o.code();
+    assert!(
+        sock > 0,
+        "{}\n{}",
+        env().plugin.last_error(),
+        status_text(&o)
+    );
+    assert!(
+        status_text(&o).contains("certificate verification is off"),
+        "{}",
+        status_text(&o)
+    );
+    assert_eq!(
+        env().plugin.call("SMTPDisconnect", &mut [i(sock)]).code(),
+        0
+    );
+    assert_eq!(server.received(), ["HELO client.test", "QUIT"]);
+    // TRUSTEDSITE with verify = kTrue: the option wins.
+    for leaf in [&stranger, &other_name, &expired] {
+        let server = tls_greeter(leaf, false);
+        let (o, _) = smtp_connect_with(server.port, "", i(1), TRUE, i(0), s("TRUSTEDSITE"));
+        let sock = o.code();
+        assert!(
+            sock > 0,
+            "{}\n{}",
+            env().plugin.last_error(),
+            status_text(&o)
+        );
+        disconnect_smtp(sock);
+        assert_eq!(server.received(), ["HELO client.test", "QUIT"]);
+    }
+}
+
+#[test]
+fn integer_option_bits() {
+    use plugin_abi::host::HostValue::Integer;
+    // EXTENDED | TRUSTEDSITE | SECURE_IMPLICIT as one Integer, secure
+    // left at 0: implicit TLS on a port that is not 465, no verification,
+    // EHLO.
+    let stranger = support::pki::Ca::new("stranger CA").leaf(
+        "localhost",
+        &["localhost"],
+        &["127.0.0.1"],
+        -1,
+        30,
+    );
+    let server = tls_greeter(&stranger, true);
+    let (o, _) = smtp_connect_with(
+        server.port,
+        "",
+        i(0),
+        TRUE,
+        i(0),
+        Integer(0x1 | 0x800 | 0x2000),
+    );
+    let sock = o.code();
+    assert!(
+        sock > 0,
+        "{}\n{}",
+        env().plugin.last_error(),
+        status_text(&o)
+    );
+    disconnect_smtp(sock);
+    assert_eq!(server.received(), ["EHLO client.test", "QUIT"]);
+    // The same bits without TRUSTEDSITE: the certificate is checked.
+    let server = tls_greeter(&stranger, true);
+    let (o, _) = smtp_connect_with(server.port, "", i(0), TRUE, i(0), Integer(0x1 | 0x2000));
+    assert_eq!(o.code(), -1111, "{}", status_text(&o));
+    assert!(server.received().is_empty());
+    // 1 alone is EXTENDED: EHLO in plaintext; 0 is no option: HELO.
+    for (bits, greeting) in [(1, "EHLO client.test"), (0, "HELO client.test")] {
+        let server = Scripted::start(move |peer| {
+            peer.send("220 mx\r\n");
+            expect(peer, greeting);
+            peer.send("250 mx\r\n");
+            quit(peer);
+        });
+        let (o, _) = smtp_connect_with(server.port, "", i(0), TRUE, i(0), Integer(bits));
+        assert!(o.code() > 0, "{bits}: {}", env().plugin.last_error());
+        disconnect_smtp(o.code());
+        server.received();
+    }
+    // Unknown bits and ASYNC are refused before connecting.
+    for bits in [0x4, 0x200000, -1] {
+        let (o, _) = smtp_connect_with(1, "", i(0), TRUE, i(0), Integer(bits));
+        assert_eq!(o.code(), -1132, "{bits:#x}: {}", env().plugin.last_error());
+    }
+}
+
+/// SMTPSend to the scripted server on `port`, from me@x.test.
+fn smtp_send(port: u16, to: &str, cc: &str) -> CallOutcome {
+    let mut args = vec![
+        s(&format!("127.0.0.1:{port} client.test")),
+        s("Me <me@x.test>"),
+        s(to),
+        s("t"),
+        s("hi"),
+        s(cc),
+        s(""),
+        s(""),
+        HostValue::Proc("onStatus".into()),
+    ];
+    env().plugin.call("SMTPSend", &mut args)
+}
+
+#[test]
+fn smtpsend_with_refused_recipients_still_says_quit() {
+    // The only recipient refused: -1126 with the server's reply, RSET, QUIT.
+    let server = Scripted::start(|peer| {
+        peer.send("220 mx.test ESMTP\r\n");
+        expect(peer, "HELO client.test");
+        peer.send("250 mx.test\r\n");
+        expect(peer, "MAIL FROM:<me@x.test>");
+        peer.send("250 2.1.0 ok\r\n");
+        expect(peer, "RCPT TO:<nobody@x.test>");
+        peer.send("550 5.1.1 <nobody@x.test>: Recipient address rejected\r\n");
+        expect(peer, "RSET");
+        peer.send("250 2.0.0 ok\r\n");
+        quit(peer);
+        peer.drain();
+    });
+    let o = smtp_send(server.port, "nobody@x.test", "");
+    assert_eq!(o.code(), -1126, "{}", status_text(&o));
+    let e = env().plugin.last_error();
+    assert!(
+        e.contains(
+            "no recipient was accepted: nobody@x.test: 550 5.1.1 <nobody@x.test>: Recipient address rejected"
+        ),
+        "{e}"
+    );
+    assert!(status_text(&o).contains("C: QUIT"), "{}", status_text(&o));
+    let got = server.received();
+    assert_eq!(got.last().map(String::as_str), Some("QUIT"), "{got:?}");
+    assert!(!got.iter().any(|l| l == "DATA"), "{got:?}");
+
+    // One of two refused: sent (0), the refusal in the status, then QUIT.
+    let server = Scripted::start(|peer| {
+        peer.send("220 mx.test ESMTP\r\n");
+        expect(peer, "HELO client.test");
+        peer.send("250 mx.test\r\n");
+        expect(peer, "MAIL FROM:<me@x.test>");
+        peer.send("250 ok\r\n");
+        expect(peer, "RCPT TO:<a@x.test>");
+        peer.send("250 ok\r\n");
+        expect(peer, "RCPT TO:<gone@x.test>");
+        peer.send("450 4.2.0 <gone@x.test>: mailbox busy\r\n");
+        expect(peer, "DATA");
+        peer.send("354 go\r\n");
+        while peer.line().is_some_and(|l| l != ".") {}
+        peer.send("250 2.0.0 queued as Q7\r\n");
+        quit(peer);
+        peer.drain();
+    });
+    let o = smtp_send(server.port, "a@x.test", "gone@x.test");
+    let st = status_text(&o);
+    assert_eq!(o.code(), 0, "{}\n{st}", env().plugin.last_error());
+    assert!(
+        st.contains("Sent to 1 of 2 recipients; refused: gone@x.test: 450 4.2.0 <gone@x.test>: mailbox busy"),
+        "{st}"
+    );
+    assert!(st.contains("sent: 250 2.0.0 queued as Q7"), "{st}");
+    let got = server.received();
+    assert_eq!(got.last().map(String::as_str), Some("QUIT"), "{got:?}");
+    assert!(got.iter().any(|l| l == "Cc: gone@x.test"), "{got:?}");
 }

@@ -61,15 +61,61 @@ fn machine_name() -> String {
     } else {
         String::new()
     };
-    if !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-    {
-        name
+    ehlo_name(&name)
+}
+
+/// `host` (one trailing dot dropped) when it is a domain EHLO may carry,
+/// else `localhost`.
+fn ehlo_name(host: &str) -> String {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if is_ehlo_domain(host) {
+        host.to_string()
     } else {
         "localhost".into()
     }
+}
+
+/// RFC 5321 4.1.2 `Domain`: dot-separated labels of letters, digits and
+/// `-`, neither starting nor ending with `-`, at most 63 octets each and 253
+/// in all.
+fn is_ehlo_domain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// The port for a server given without one, or with port 0 (SocketTools:
+/// the protocol's default): 465 for implicit TLS, else 25.
+fn default_port(chosen: Option<SecureMode>) -> u16 {
+    match chosen {
+        Some(SecureMode::Implicit) => SMTPS_PORT,
+        _ => SMTP_PORT,
+    }
+}
+
+/// What the port decides: the TLS mode when neither `secure` nor an option
+/// chose one (465: implicit TLS; not for a port forward, where the port is
+/// the forward's), and EHLO rather than HELO (asked for, or port 587).
+fn port_rules(
+    port: u16,
+    chosen: Option<SecureMode>,
+    forward: bool,
+    extended: bool,
+) -> (SecureMode, bool) {
+    let mode = chosen.unwrap_or(if port == SMTPS_PORT && !forward {
+        SecureMode::Implicit
+    } else {
+        SecureMode::Plain
+    });
+    (mode, extended || port == SUBMISSION_PORT)
 }
 
 /// One SMTP connection to make.
@@ -126,17 +172,9 @@ fn plan(
         }
     }
     let chosen = arg_mode.or(opt_mode);
-    let default_port = match chosen {
-        Some(SecureMode::Implicit) => SMTPS_PORT,
-        _ => SMTP_PORT,
-    };
-    let server = parse_server(server, default_port)?;
+    let server = parse_server(server, default_port(chosen))?;
     let forward = options.tunnel == Some(None) && config::defaults().tunnel.is_none();
-    let mode = chosen.unwrap_or(if server.port == SMTPS_PORT && !forward {
-        SecureMode::Implicit
-    } else {
-        SecureMode::Plain
-    });
+    let (mode, extended) = port_rules(server.port, chosen, forward, options.identify);
     let localname = localname
         .filter(|l| !l.is_empty())
         .unwrap_or_else(machine_name);
@@ -169,8 +207,7 @@ fn plan(
         settings: SmtpConnectSettings {
             mode,
             localname,
-            // The pages: port 587 turns extended mode on by itself.
-            extended: options.identify || server.port == SUBMISSION_PORT,
+            extended,
             creds,
             auth: options.auth,
             host: server.host.as_tls_name(),
@@ -657,4 +694,163 @@ pub fn send(call: &HostCall) -> Result<Ret, MailError> {
     let sent = result?;
     obs.status(&format!("Message <{message_id}> sent: {}", sent.reply));
     Ok(Ret::Integer(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The port, TLS mode and greeting for `server` with this mode chosen.
+    fn rules(server: &str, chosen: Option<SecureMode>, forward: bool) -> (u16, SecureMode, bool) {
+        let port = parse_server(server, default_port(chosen)).unwrap().port;
+        let (mode, ehlo) = port_rules(port, chosen, forward, false);
+        (port, mode, ehlo)
+    }
+
+    #[test]
+    fn port_defaults() {
+        use SecureMode::*;
+        // No port, or port 0: 25, plaintext, HELO.
+        assert_eq!(rules("mx.test", None, false), (25, Plain, false));
+        assert_eq!(rules("mx.test:0", None, false), (25, Plain, false));
+        assert_eq!(rules("[::1]:0", None, false), (25, Plain, false));
+        assert_eq!(rules("mx.test:25", None, false), (25, Plain, false));
+        // Implicit TLS without a port: 465 (also for port 0).
+        assert_eq!(
+            rules("mx.test", Some(Implicit), false),
+            (465, Implicit, false)
+        );
+        assert_eq!(
+            rules("mx.test:0", Some(Implicit), false),
+            (465, Implicit, false)
+        );
+        assert_eq!(
+            rules("mx.test", Some(StartTls), false),
+            (25, StartTls, false)
+        );
+        // 587 turns EHLO on by itself, whatever the TLS mode.
+        assert_eq!(rules("mx.test:587", None, false), (587, Plain, true));
+        assert_eq!(
+            rules("mx.test:587", Some(StartTls), false),
+            (587, StartTls, true)
+        );
+        assert_eq!(rules("mx.test:587", None, true), (587, Plain, true));
+        // 465 means implicit TLS with no mode chosen...
+        assert_eq!(rules("mx.test:465", None, false), (465, Implicit, false));
+        // ... but a chosen mode wins, and a port forward's port says nothing.
+        assert_eq!(
+            rules("mx.test:465", Some(StartTls), false),
+            (465, StartTls, false)
+        );
+        assert_eq!(rules("mx.test:465", None, true), (465, Plain, false));
+        // Implicit TLS on another port.
+        assert_eq!(
+            rules("mx.test:2465", Some(Implicit), false),
+            (2465, Implicit, false)
+        );
+        // EXTENDED asks for EHLO on any port.
+        assert_eq!(port_rules(25, None, false, true), (Plain, true));
+    }
+
+    fn plan_for(server: &str, secure: Option<i64>, options: &str) -> SmtpPlan {
+        plan(
+            server,
+            Some("client.test".into()),
+            None,
+            secure,
+            None,
+            None,
+            ConnectOptions::parse(options).unwrap(),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{server} {secure:?} {options}: {e}"))
+    }
+
+    #[test]
+    fn plan_applies_the_port_rules_to_the_arguments() {
+        use SecureMode::*;
+        let got = |p: SmtpPlan| (p.server.port, p.settings.mode, p.settings.extended);
+        assert_eq!(got(plan_for("mx.test", None, "")), (25, Plain, false));
+        assert_eq!(got(plan_for("mx.test:0", Some(0), "")), (25, Plain, false));
+        assert_eq!(got(plan_for("mx.test:587", None, "")), (587, Plain, true));
+        // secure omitted or 0 on 465: implicit TLS all the same.
+        assert_eq!(
+            got(plan_for("mx.test:465", None, "")),
+            (465, Implicit, false)
+        );
+        assert_eq!(
+            got(plan_for("mx.test:465", Some(0), "")),
+            (465, Implicit, false)
+        );
+        assert_eq!(
+            got(plan_for("mx.test", Some(1), "")),
+            (465, Implicit, false)
+        );
+        assert_eq!(
+            got(plan_for("mx.test", None, "SECURE_IMPLICIT")),
+            (465, Implicit, false)
+        );
+        assert_eq!(
+            got(plan_for("mx.test:465", Some(2), "")),
+            (465, StartTls, false)
+        );
+        assert_eq!(
+            got(plan_for("mx.test", Some(0), "EXTENDED")),
+            (25, Plain, true)
+        );
+        let p = plan_for("mx.test:465", None, "");
+        assert_eq!(
+            (p.settings.host.as_str(), p.settings.port),
+            ("mx.test", 465)
+        );
+    }
+
+    #[test]
+    fn default_ehlo_name_is_a_domain() {
+        let name = machine_name();
+        assert!(!name.is_empty());
+        assert!(
+            is_ehlo_domain(&name) || (name.starts_with('[') && name.ends_with(']')),
+            "{name:?}"
+        );
+        // The name plan() uses when none is given.
+        let p = plan(
+            "mx.test",
+            None,
+            None,
+            None,
+            None,
+            None,
+            Default::default(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.settings.localname, name);
+    }
+
+    #[test]
+    fn host_names_that_are_not_domains_become_localhost() {
+        assert_eq!(ehlo_name("build-01.example.com"), "build-01.example.com");
+        assert_eq!(ehlo_name("host."), "host");
+        assert_eq!(ehlo_name("x"), "x");
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            ".a",
+            "-a",
+            "a-",
+            "a.-b",
+            "my_host",
+            "host name",
+            "h\u{f6}st",
+            "a:b",
+            &"a".repeat(64),
+            &["a"; 128].join("."),
+        ] {
+            assert_eq!(ehlo_name(bad), "localhost", "{bad:?}");
+        }
+        assert!(is_ehlo_domain(&"a".repeat(63)));
+        assert!(is_ehlo_domain(&["a"; 127].join(".")));
+    }
 }

@@ -66,7 +66,8 @@ pub struct Outgoing<'a> {
 /// be over 1.5 times its size (Cyrillic, Greek, CJK: about 2.2 times).
 ///
 /// The result is ASCII unless an address has a UTF-8 local part, which
-/// needs SMTPUTF8 (RFC 6531); check with `is_ascii()`.
+/// needs SMTPUTF8 (RFC 6531) and, for the 8-bit header lines, 8BITMIME;
+/// check with `is_ascii()`.
 pub fn build(m: &Outgoing) -> Result<Vec<u8>, String> {
     let mut from = parse_mailbox(m.from).map_err(|e| format!("From: {e}"))?;
     if let Some(name) = m.name {

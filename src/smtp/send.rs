@@ -75,6 +75,37 @@ pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The header section: up to the first empty line, or the whole message
+/// when it has none (RFC 5322 2.1: the body is optional).
+fn header_section(message: &[u8]) -> &[u8] {
+    let mut start = 0;
+    while start < message.len() {
+        let end = message[start..]
+            .iter()
+            .position(|b| *b == b'\n' || *b == b'\r')
+            .map_or(message.len(), |i| start + i);
+        if end == start {
+            return &message[..start];
+        }
+        start = end;
+        if message.get(start) == Some(&b'\r') {
+            start += 1;
+        }
+        if message.get(start) == Some(&b'\n') {
+            start += 1;
+        }
+    }
+    message
+}
+
+/// Whether the header section holds non-ASCII UTF-8 (RFC 6532 headers),
+/// which only an SMTPUTF8 transaction may carry. 8-bit bytes that are not
+/// UTF-8 are left to the 8BITMIME check.
+fn utf8_header_section(message: &[u8]) -> bool {
+    let h = header_section(message);
+    !h.is_ascii() && std::str::from_utf8(h).is_ok()
+}
+
 /// xtext (RFC 3461 4): "+" and "=" and controls as +XX.
 fn xtext(s: &str) -> String {
     s.bytes()
@@ -102,6 +133,10 @@ pub struct SendOp {
     from: String,
     rcpts: Vec<String>,
     dsn: Dsn,
+    /// The message has bytes 0x80 and above: BODY=8BITMIME.
+    eight_bit: bool,
+    /// An address or the header section is UTF-8: SMTPUTF8.
+    smtputf8: bool,
     body: Vec<u8>,
     /// The stuffed body's size, kept after the body is queued.
     body_size: u64,
@@ -128,7 +163,12 @@ impl SendOp {
         }
         let eight_bit = message.iter().any(|b| *b >= 0x80);
         let utf8_addr = !from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii());
-        if eight_bit && !s.has("8BITMIME") && !s.has("SMTPUTF8") {
+        let utf8_headers = utf8_header_section(message);
+        // RFC 6152: 8-bit data needs BODY=8BITMIME, so the server must offer
+        // 8BITMIME. SMTPUTF8 alone does not do (RFC 6531 3.1 makes its
+        // servers offer 8BITMIME too, but a server that leaves it out of its
+        // EHLO reply has not said it takes 8-bit data).
+        if eight_bit && !s.has("8BITMIME") {
             return Err(MailError::BadValue(
                 "the message has 8-bit bytes and the server lacks 8BITMIME; encode it (quoted-printable or base64)".into(),
             ));
@@ -136,6 +176,11 @@ impl SendOp {
         if utf8_addr && !s.has("SMTPUTF8") {
             return Err(MailError::BadValue(
                 "an address is not ASCII and the server does not offer SMTPUTF8".into(),
+            ));
+        }
+        if utf8_headers && !s.has("SMTPUTF8") {
+            return Err(MailError::BadValue(
+                "the message's header section has UTF-8 text (RFC 6532) and the server does not offer SMTPUTF8; use RFC 2047 encoded words".into(),
             ));
         }
         if !dsn.is_empty() && !s.has("DSN") {
@@ -156,6 +201,8 @@ impl SendOp {
             from: from.to_string(),
             rcpts,
             dsn,
+            eight_bit,
+            smtputf8: utf8_addr || utf8_headers,
             body_size: body.len() as u64,
             body,
             pipelined: s.has("PIPELINING"),
@@ -171,11 +218,11 @@ impl SendOp {
         if s.has("SIZE") {
             l.push_str(&format!(" SIZE={size}"));
         }
-        if s.has("8BITMIME") && self.body.iter().any(|b| *b >= 0x80) {
+        // `new` refused what the server cannot take, so these are offered.
+        if self.eight_bit {
             l.push_str(" BODY=8BITMIME");
         }
-        if s.has("SMTPUTF8") && (!self.from.is_ascii() || self.rcpts.iter().any(|r| !r.is_ascii()))
-        {
+        if self.smtputf8 {
             l.push_str(" SMTPUTF8");
         }
         if let Some(r) = &self.dsn.ret {
@@ -454,6 +501,22 @@ mod tests {
         assert_eq!(dot_stuff(b"cr\ronly"), b"cr\r\nonly\r\n.\r\n");
         assert_eq!(dot_stuff(b""), b".\r\n");
         assert_eq!(dot_stuff(b"x.\r\n"), b"x.\r\n.\r\n");
+    }
+
+    #[test]
+    fn header_section_ends_at_the_first_empty_line() {
+        assert_eq!(
+            header_section(b"A: 1\r\nB: 2\r\n\r\nbody\r\n"),
+            b"A: 1\r\nB: 2\r\n"
+        );
+        assert_eq!(header_section(b"A: 1\n\nbody\n\nmore"), b"A: 1\n");
+        assert_eq!(header_section(b"A: 1\r\rbody"), b"A: 1\r");
+        assert_eq!(header_section(b"\r\nbody only"), b"");
+        assert_eq!(header_section(b"A: 1\r\nB: 2"), b"A: 1\r\nB: 2");
+        assert_eq!(header_section(b""), b"");
+        assert!(utf8_header_section("S: \u{e9}\r\n\r\nx".as_bytes()));
+        assert!(!utf8_header_section("S: e\r\n\r\n\u{e9}".as_bytes()));
+        assert!(!utf8_header_section(b"S: \xe9\r\n\r\nx"));
     }
 
     #[test]

@@ -466,3 +466,246 @@ fn auto_falls_back_from_cram_md5_to_plain_over_tls() {
     r.unwrap();
     assert!(seen.status.join("\n").contains("trying PLAIN"));
 }
+
+#[test]
+fn oauthbearer_exact_initial_response_then_success() {
+    // RFC 7628 3.1: gs2 header with the saslname escaped (`=` as =3D, `,` as
+    // =2C), host and port of the server, the bearer token, two ^A.
+    // base64("n,a=ali=3Dce=2Cx@example.com,\x01host=mx.test\x01port=587\x01auth=Bearer ya29.tok\x01\x01")
+    let (r, _, seen, _) = connect(
+        settings(
+            SecureMode::Implicit,
+            Some(("ali=ce,x@example.com", "ya29.tok")),
+            AuthType::OAuthBearer,
+        ),
+        "S: 220 mx
+         C: EHLO client.test
+         S: 250-mx\\r\\n250 AUTH PLAIN OAUTHBEARER
+         C: AUTH OAUTHBEARER bixhPWFsaT0zRGNlPTJDeEBleGFtcGxlLmNvbSwBaG9zdD1teC50ZXN0AXBvcnQ9NTg3AWF1dGg9QmVhcmVyIHlhMjkudG9rAQE=
+         S: 235 2.7.0 ok",
+    );
+    r.unwrap();
+    let all = seen.status.join("\n");
+    assert!(all.contains("C: AUTH OAUTHBEARER <redacted>"), "{all}");
+    assert!(all.contains("with OAUTHBEARER"), "{all}");
+    assert!(!all.contains("ya29") && !all.contains("bixh"), "{all}");
+}
+
+#[test]
+fn oauthbearer_error_continuation_answers_with_a_single_ctrl_a() {
+    // The server's 334 carries base64 JSON; RFC 7628 3.2.3: the client
+    // answers base64("\x01") ("AQ=="), the server then fails the exchange.
+    // base64({"status":"invalid_token","scope":"https://mail.example.com/"})
+    let (r, _, seen, _) = connect(
+        settings(
+            SecureMode::Implicit,
+            Some(("ali=ce,x@example.com", "ya29.tok")),
+            AuthType::OAuthBearer,
+        ),
+        "S: 220 mx
+         C: EHLO client.test
+         S: 250-mx\\r\\n250 AUTH OAUTHBEARER
+         C: AUTH OAUTHBEARER bixhPWFsaT0zRGNlPTJDeEBleGFtcGxlLmNvbSwBaG9zdD1teC50ZXN0AXBvcnQ9NTg3AWF1dGg9QmVhcmVyIHlhMjkudG9rAQE=
+         S: 334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIiwic2NvcGUiOiJodHRwczovL21haWwuZXhhbXBsZS5jb20vIn0=
+         C: AQ==
+         S: 535 5.7.8 Authentication credentials invalid",
+    );
+    let e = r.unwrap_err();
+    assert_eq!(e.code(), -1120);
+    let t = e.to_string();
+    assert!(
+        t.contains("OAUTHBEARER refused: 535 5.7.8 Authentication credentials invalid"),
+        "{t}"
+    );
+    assert!(
+        t.contains("status invalid_token (token invalid or expired)")
+            && t.contains("scope https://mail.example.com/"),
+        "{t}"
+    );
+    assert!(!seen.status.join("\n").contains("ya29"));
+}
+
+#[test]
+fn xoauth2_success() {
+    // base64("user=alice@example.com\x01auth=Bearer ya29.tok\x01\x01")
+    let (r, s, seen, _) = connect(
+        settings(
+            SecureMode::Implicit,
+            Some(("alice@example.com", "ya29.tok")),
+            AuthType::XOAuth2,
+        ),
+        "S: 220 mx
+         C: EHLO client.test
+         S: 250-mx\\r\\n250-8BITMIME\\r\\n250 AUTH XOAUTH2 PLAIN
+         C: AUTH XOAUTH2 dXNlcj1hbGljZUBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnRvawEB
+         S: 235 2.7.0 Accepted",
+    );
+    r.unwrap();
+    assert!(s.extended && s.has("8BITMIME"));
+    let all = seen.status.join("\n");
+    assert!(
+        all.contains("Logged in as alice@example.com with XOAUTH2"),
+        "{all}"
+    );
+    assert!(all.contains("C: AUTH XOAUTH2 <redacted>"), "{all}");
+    assert!(!all.contains("ya29") && !all.contains("dXNlcj1"), "{all}");
+}
+
+/// One message to one recipient, the whole transaction scripted: `mail`
+/// is the MAIL FROM line the client must send, `body` the data lines.
+fn send_one(caps: &[&str], from: &str, message: &[u8], mail: &str, body: &[&str]) {
+    let mut s = ready(caps);
+    let mut op = SendOp::new(&s, from, vec!["b@x.test".into()], message, Dsn::default())
+        .unwrap_or_else(|e| panic!("{mail}: {e}"));
+    let mut script =
+        format!("C: {mail}\nS: 250 ok\nC: RCPT TO:<b@x.test>\nS: 250 ok\nC: DATA\nS: 354 go\n");
+    for l in body {
+        script.push_str(&format!("C: {l}\n"));
+    }
+    script.push_str("C: .\nS: 250 queued");
+    send(&mut s, &mut op, &script).unwrap();
+}
+
+/// SendOp::new's refusal (nothing is sent: there is no transport yet).
+fn refused(caps: &[&str], from: &str, message: &[u8]) -> MailError {
+    let s = ready(caps);
+    match SendOp::new(&s, from, vec!["b@x.test".into()], message, Dsn::default()) {
+        Ok(_) => panic!("accepted with {caps:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn eight_bit_needs_8bitmime_even_when_smtputf8_is_offered() {
+    let body = "Subject: t\r\n\r\ncaf\u{e9}\r\n".as_bytes();
+    // RFC 6531 servers should offer 8BITMIME too; one that does not has not
+    // said it takes 8-bit data, so SMTPUTF8 alone is not enough.
+    for caps in [
+        &["SMTPUTF8"][..],
+        &[],
+        &["PIPELINING", "SMTPUTF8", "SIZE 1000"],
+    ] {
+        let e = refused(caps, "a@x.test", body);
+        assert_eq!(e.code(), -1132, "{caps:?}");
+        assert!(
+            e.to_string()
+                .contains("8-bit bytes and the server lacks 8BITMIME"),
+            "{e}"
+        );
+    }
+    // With 8BITMIME: declared; the addresses and headers are ASCII, so no SMTPUTF8.
+    send_one(
+        &["8BITMIME", "SMTPUTF8"],
+        "a@x.test",
+        body,
+        "MAIL FROM:<a@x.test> BODY=8BITMIME",
+        &["Subject: t", "", "caf\u{e9}"],
+    );
+    send_one(
+        &["8BITMIME"],
+        "a@x.test",
+        body,
+        "MAIL FROM:<a@x.test> BODY=8BITMIME",
+        &["Subject: t", "", "caf\u{e9}"],
+    );
+}
+
+#[test]
+fn utf8_headers_with_ascii_addresses_declare_smtputf8() {
+    let msg = "From: J\u{f6}rg <a@x.test>\r\nSubject: Gr\u{fc}\u{df}e\r\n\r\nplain\r\n";
+    send_one(
+        &["8BITMIME", "SMTPUTF8"],
+        "a@x.test",
+        msg.as_bytes(),
+        "MAIL FROM:<a@x.test> BODY=8BITMIME SMTPUTF8",
+        &[
+            "From: J\u{f6}rg <a@x.test>",
+            "Subject: Gr\u{fc}\u{df}e",
+            "",
+            "plain",
+        ],
+    );
+    // Without SMTPUTF8 such headers cannot go (RFC 6532 3.7): refused.
+    let e = refused(&["8BITMIME"], "a@x.test", msg.as_bytes());
+    assert_eq!(e.code(), -1132);
+    assert!(
+        e.to_string().contains(
+            "header section has UTF-8 text (RFC 6532) and the server does not offer SMTPUTF8"
+        ),
+        "{e}"
+    );
+    // Without either, the 8-bit refusal comes first.
+    let e = refused(&["SMTPUTF8"], "a@x.test", msg.as_bytes());
+    assert!(e.to_string().contains("lacks 8BITMIME"), "{e}");
+    // A message without an empty line is all header section.
+    let e = refused(&["8BITMIME"], "a@x.test", "X-Note: \u{e9}".as_bytes());
+    assert!(e.to_string().contains("RFC 6532"), "{e}");
+}
+
+#[test]
+fn utf8_in_the_body_only_or_non_utf8_headers_need_only_8bitmime() {
+    // UTF-8 after the empty line is body text: 8BITMIME, not SMTPUTF8.
+    send_one(
+        &["8BITMIME", "SMTPUTF8"],
+        "a@x.test",
+        "Subject: t\n\n\u{fc}ber\n".as_bytes(),
+        "MAIL FROM:<a@x.test> BODY=8BITMIME",
+        &["Subject: t", "", "\u{fc}ber"],
+    );
+    // Latin-1 bytes in a header are 8-bit but not UTF-8: no SMTPUTF8.
+    let mut s = ready(&["8BITMIME"]);
+    let mut op = SendOp::new(
+        &s,
+        "a@x.test",
+        vec!["b@x.test".into()],
+        b"Subject: caf\xe9\r\n\r\nx\r\n",
+        Dsn::default(),
+    )
+    .unwrap();
+    send(
+        &mut s,
+        &mut op,
+        "C: MAIL FROM:<a@x.test> BODY=8BITMIME
+         S: 250 ok
+         C: RCPT TO:<b@x.test>
+         S: 250 ok
+         C: DATA
+         S: 354 go
+         C: Subject: caf\u{fffd}
+         C: 
+         C: x
+         C: .
+         S: 250 ok",
+    )
+    .unwrap();
+}
+
+#[test]
+fn utf8_addresses_with_an_ascii_message_need_only_smtputf8() {
+    send_one(
+        &["SMTPUTF8"],
+        "j\u{f6}rg@x.test",
+        b"Subject: t\r\n\r\nx\r\n",
+        "MAIL FROM:<j\u{f6}rg@x.test> SMTPUTF8",
+        &["Subject: t", "", "x"],
+    );
+    let e = refused(
+        &["8BITMIME"],
+        "j\u{f6}rg@x.test",
+        b"Subject: t\r\n\r\nx\r\n",
+    );
+    assert_eq!(e.code(), -1132);
+    assert!(e.to_string().contains("does not offer SMTPUTF8"), "{e}");
+    // A UTF-8 recipient counts as well as a UTF-8 sender.
+    let s = ready(&["8BITMIME"]);
+    let e = SendOp::new(
+        &s,
+        "a@x.test",
+        vec!["b@x.test".into(), "\u{e9}@x.test".into()],
+        b"x",
+        Dsn::default(),
+    )
+    .err()
+    .expect("refused");
+    assert!(e.to_string().contains("does not offer SMTPUTF8"), "{e}");
+}

@@ -7,7 +7,9 @@
 //! The Dovecot must be started with `dovecot::Options::for_postfix()` (or
 //! with `lmtp` and `auth_listener` set).
 //!
-//! The three listeners, all STARTTLS/TLS with the [`Leaf`] given:
+//! The three listeners, all STARTTLS/TLS with the [`Leaf`] given, on free
+//! 127.0.0.1 ports (or, with [`Options::standard_ports`], on ports 25, 587
+//! and 465 of another loopback address):
 //!
 //! | port | TLS | AUTH | relays for |
 //! | --- | --- | --- | --- |
@@ -34,7 +36,7 @@
 use super::dovecot::{free_port, Dovecot};
 use super::pki::Leaf;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -65,12 +67,42 @@ pub struct Options {
     /// smtps_relay_restrictions = permit_sasl_authenticated, reject
     /// ```
     pub extra: String,
+    /// Listen on the standard ports 25, 587 and 465 of this loopback
+    /// address instead of free ports on 127.0.0.1, so that a client's
+    /// defaults by port number (no port means 25, 465 means implicit TLS,
+    /// 587 means EHLO) meet a real server. See [`standard_ports_ip`]; the
+    /// [`Leaf`] must then name the address for verification.
+    pub standard_ports: Option<Ipv4Addr>,
+}
+
+/// The standard SMTP ports a [`Options::standard_ports`] instance uses.
+pub const STANDARD_PORTS: [u16; 3] = [25, 587, 465];
+
+/// A loopback address (127.0.0.2 to 127.0.0.254, all of them on `lo`)
+/// whose ports 25, 587 and 465 are free now, for
+/// [`Options::standard_ports`]. Needs root, as Postfix does.
+pub fn standard_ports_ip() -> Ipv4Addr {
+    // Start somewhere that depends on the process, so that concurrent test
+    // processes seldom race for one address.
+    let start = std::process::id() as usize;
+    for k in 0..253 {
+        let ip = Ipv4Addr::new(127, 0, 0, (2 + (start + k * 37) % 253) as u8);
+        let free = STANDARD_PORTS
+            .iter()
+            .all(|p| std::net::TcpListener::bind((ip, *p)).is_ok());
+        if free {
+            return ip;
+        }
+    }
+    panic!("no loopback address with ports 25, 587 and 465 free");
 }
 
 pub struct Postfix {
     /// `etc/` (main.cf, master.cf, certificate), `spool/`, `data/`,
     /// `postfix.log`.
     pub dir: tempfile::TempDir,
+    /// Where the listeners are: 127.0.0.1, or [`Options::standard_ports`].
+    pub ip: Ipv4Addr,
     pub smtp_port: u16,
     pub submission_port: u16,
     pub smtps_port: u16,
@@ -136,6 +168,14 @@ impl Postfix {
         std::fs::write(etc.join("vmailbox"), mailboxes).unwrap();
 
         let mut ports = Vec::new();
+        let ip = match opts.standard_ports {
+            Some(ip) => {
+                assert!(ip.is_loopback(), "{ip} is not a loopback address");
+                ports.extend(STANDARD_PORTS);
+                ip
+            }
+            None => Ipv4Addr::LOCALHOST,
+        };
         while ports.len() < 3 {
             let p = free_port();
             if !ports.contains(&p) {
@@ -224,18 +264,18 @@ smtps_relay_restrictions = permit_sasl_authenticated, reject
         // paths outside the queue.
         let master_cf = format!(
             r#"# service type private unpriv chroot wakeup maxproc command + args
-127.0.0.1:{smtp_port} inet n - n - - smtpd
+{ip}:{smtp_port} inet n - n - - smtpd
   -o syslog_name=postfix/mx
   -o smtpd_sasl_auth_enable=$mx_sasl_auth_enable
   -o smtpd_tls_auth_only=$mx_tls_auth_only
   -o smtpd_relay_restrictions=$mx_relay_restrictions
-127.0.0.1:{submission_port} inet n - n - - smtpd
+{ip}:{submission_port} inet n - n - - smtpd
   -o syslog_name=postfix/submission
   -o smtpd_tls_security_level=$submission_tls_security_level
   -o smtpd_sasl_auth_enable=yes
   -o smtpd_tls_auth_only=$submission_tls_auth_only
   -o smtpd_relay_restrictions=$submission_relay_restrictions
-127.0.0.1:{smtps_port} inet n - n - - smtpd
+{ip}:{smtps_port} inet n - n - - smtpd
   -o syslog_name=postfix/smtps
   -o smtpd_tls_wrappermode=yes
   -o smtpd_sasl_auth_enable=yes
@@ -309,6 +349,7 @@ postlog    unix-dgram n - n - 1 postlogd
         let child = spawn_from_long_lived_thread(cmd);
         let mut pf = Postfix {
             dir,
+            ip,
             smtp_port,
             submission_port,
             smtps_port,
@@ -342,9 +383,9 @@ postlog    unix-dgram n - n - 1 postlogd
                     self.log()
                 );
             }
-            ready[0] = ready[0] || greets(self.smtp_port, false);
-            ready[1] = ready[1] || greets(self.submission_port, false);
-            ready[2] = ready[2] || greets(self.smtps_port, true);
+            ready[0] = ready[0] || greets(self.ip, self.smtp_port, false);
+            ready[1] = ready[1] || greets(self.ip, self.submission_port, false);
+            ready[2] = ready[2] || greets(self.ip, self.smtps_port, true);
             if ready.iter().all(|r| *r) {
                 return;
             }
@@ -545,8 +586,8 @@ fn read_maildir(maildir: &Path) -> Option<Vec<Vec<u8>>> {
 
 /// Whether the port answers with a 220 greeting (after a TLS handshake
 /// first for implicit TLS). Says QUIT so the log stays quiet.
-fn greets(port: u16, implicit_tls: bool) -> bool {
-    let Ok(tcp) = TcpStream::connect(("127.0.0.1", port)) else {
+fn greets(ip: Ipv4Addr, port: u16, implicit_tls: bool) -> bool {
+    let Ok(tcp) = TcpStream::connect((ip, port)) else {
         return false;
     };
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(2)));

@@ -1,24 +1,31 @@
-//! Scripted IMAP servers for faults a real server will not produce:
-//! each test writes its server as a closure over one accepted connection.
+//! Scripted IMAP and SMTP servers for faults a real server will not
+//! produce: each test writes its server as a closure over one accepted
+//! connection, in plaintext or (`start_tls`) implicit TLS.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use super::pki::Leaf;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// What a peer talks over: a TCP stream or a TLS stream on one.
+pub trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
 /// One accepted client, with line helpers. Everything the client sent is
 /// kept so tests can prove what never went out.
 pub struct Peer {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    /// Buffers reads only: writes go straight through `get_mut`.
+    reader: BufReader<Box<dyn Stream>>,
     pub received: Vec<String>,
 }
 
 impl Peer {
     pub fn send(&mut self, text: &str) {
-        let _ = self.writer.write_all(text.as_bytes());
-        let _ = self.writer.flush();
+        let w = self.reader.get_mut();
+        let _ = w.write_all(text.as_bytes());
+        let _ = w.flush();
     }
 
     /// Reads one client line (without CRLF); None when the client closed.
@@ -61,6 +68,29 @@ pub struct Scripted {
 impl Scripted {
     /// Serves one connection with `script`; the thread ends with it.
     pub fn start<F: FnOnce(&mut Peer) + Send + 'static>(script: F) -> Scripted {
+        Scripted::serve(None, script)
+    }
+
+    /// Serves one connection with implicit TLS and this certificate: the
+    /// handshake, then `script`. When the client fails the handshake (it
+    /// refused the certificate), the script does not run and `received`
+    /// is empty.
+    pub fn start_tls<F: FnOnce(&mut Peer) + Send + 'static>(leaf: &Leaf, script: F) -> Scripted {
+        use openssl::pkey::PKey;
+        use openssl::ssl::{SslAcceptor, SslMethod};
+        use openssl::x509::X509;
+        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+        b.set_certificate(&X509::from_pem(&leaf.cert_pem).unwrap())
+            .unwrap();
+        b.set_private_key(&PKey::private_key_from_pem(&leaf.key_pem).unwrap())
+            .unwrap();
+        Scripted::serve(Some(b.build()), script)
+    }
+
+    fn serve<F: FnOnce(&mut Peer) + Send + 'static>(
+        tls: Option<openssl::ssl::SslAcceptor>,
+        script: F,
+    ) -> Scripted {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = mpsc::channel();
@@ -70,9 +100,15 @@ impl Scripted {
             stream
                 .set_read_timeout(Some(Duration::from_secs(15)))
                 .unwrap();
+            let stream: Box<dyn Stream> = match tls {
+                None => Box::new(stream),
+                Some(acceptor) => match acceptor.accept(stream) {
+                    Ok(tls) => Box::new(tls),
+                    Err(_) => return vec![],
+                },
+            };
             let mut peer = Peer {
-                reader: BufReader::new(stream.try_clone().unwrap()),
-                writer: stream,
+                reader: BufReader::new(stream),
                 received: vec![],
             };
             script(&mut peer);
