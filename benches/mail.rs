@@ -911,6 +911,18 @@ fn mail_movement(b: &mut Bench) {
     drop(many);
     let server = format!("127.0.0.1:{}", b.a.imaps_port);
     let port = b.a.imaps_port;
+    // MAILEXT_BENCH_HOLD=1: keep the servers for profiling the children by hand.
+    if std::env::var_os("MAILEXT_BENCH_HOLD").is_some() {
+        eprintln!(
+            "holding: MAILEXT_CACERTS={} --child fetch {server} u20 {PASSWORD} Big 1 | \
+             --child list {server} u21 {PASSWORD} INBOX | --child loop 127.0.0.1:{} u1 {PASSWORD} 0 N",
+            std::env::var("MAILEXT_CACERTS").unwrap_or_default(),
+            b.a.imap_port
+        );
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
     for (kind, user, mailbox) in [("fetch", "u20", "Big"), ("list", "u21", "INBOX")] {
         // Warm-up (Dovecot builds its index, the page cache fills), untimed.
         let mut cargs = vec![

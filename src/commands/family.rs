@@ -14,6 +14,7 @@ use crate::imap::session::{CommandLine, Phase};
 use crate::imap::values::{parse, parse_in_place, Value};
 use plugin_abi::*;
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn text_arg(call: &HostCall, i: usize, what: &str) -> Result<String, MailError> {
@@ -300,20 +301,19 @@ pub fn list_messages(call: &HostCall) -> Result<Ret, MailError> {
     let b = batch(call, "FETCH".into(), Needs::Selected, lines)?;
     // Unsolicited FETCH updates (flag changes) lack RFC822.SIZE: skip them.
     // An EXPUNGE removes its message and renumbers the ones after it.
-    let mut rows: Vec<(u32, Vec<(String, Value)>)> = Vec::new();
+    // By sequence number: a later FETCH of the same message replaces it.
+    let mut rows: BTreeMap<u32, Vec<(String, Value)>> = BTreeMap::new();
     for raw in &b.data {
         if let Some(n) = expunged(raw) {
-            rows.retain(|(seq, _)| *seq != n);
-            rows.iter_mut()
-                .filter(|(seq, _)| *seq > n)
-                .for_each(|(seq, _)| *seq -= 1);
-        } else if let Some(row) = fetch_items(raw).filter(|(_, p)| item(p, "RFC822.SIZE").is_some())
+            rows.remove(&n);
+            let after = rows.split_off(&n);
+            rows.extend(after.into_iter().map(|(seq, p)| (seq - 1, p)));
+        } else if let Some((seq, pairs)) =
+            fetch_items(raw).filter(|(_, p)| item(p, "RFC822.SIZE").is_some())
         {
-            rows.retain(|(seq, _)| *seq != row.0);
-            rows.push(row);
+            rows.insert(seq, pairs);
         }
     }
-    rows.sort_by_key(|(seq, _)| *seq);
     call.define_list(
         list,
         &[
@@ -399,9 +399,10 @@ fn receive(call: &HostCall, section: &str) -> Result<Ret, MailError> {
             MailError::NoSuchMessage(format!("UID {uid} is not in the selected mailbox"))
         })?;
     // Character when the host asked for it and the bytes are text; else the exact bytes.
-    let value = match (call.kind(2), std::str::from_utf8(&bytes)) {
-        (MAILEXT_KIND_CHARACTER, Ok(_)) => MailextValue::bytes(MAILEXT_KIND_CHARACTER, &bytes),
-        _ => MailextValue::bytes(MAILEXT_KIND_BINARY, &bytes),
+    let text = call.kind(2) == MAILEXT_KIND_CHARACTER && std::str::from_utf8(&bytes).is_ok();
+    let value = match text {
+        true => MailextValue::bytes(MAILEXT_KIND_CHARACTER, &bytes),
+        false => MailextValue::bytes(MAILEXT_KIND_BINARY, &bytes),
     };
     call.set_output(2, &value)?;
     ok()

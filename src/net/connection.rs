@@ -202,18 +202,15 @@ impl Connection {
                 let (s, addr) = attempts[i].take().expect("live");
                 let failure = match s.take_error() {
                     Ok(Some(e)) | Err(e) => io_error(&e, &addr.to_string()),
-                    Ok(None) => match s.peer_addr() {
-                        Ok(peer) => {
-                            let _ = s.set_nodelay(true);
-                            status(&format!("Connected to {peer}"));
-                            return Ok(Connection::adopt(io, s, peer, server, tls, cancel));
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                            attempts[i] = Some((s, addr));
-                            continue;
-                        }
-                        Err(e) => io_error(&e, &addr.to_string()),
-                    },
+                    Ok(None) if fds[k].revents & (libc::POLLERR | libc::POLLHUP) != 0 => {
+                        MailError::Network(format!("{addr}: the connection failed"))
+                    }
+                    // Writable with no error: connected, to the address asked for.
+                    Ok(None) => {
+                        let _ = s.set_nodelay(true);
+                        status(&format!("Connected to {addr}"));
+                        return Ok(Connection::adopt(io, s, addr, server, tls, cancel));
+                    }
                 };
                 note_failure(failure, &mut best, status);
                 plan.failed(i, Instant::now());
@@ -392,7 +389,11 @@ impl Transport for Connection {
                 .flush()
                 .map_err(|e| io_error(&e, &self.peer.to_string()))?;
             let before = buf.len();
-            match core.read_into(buf, before + RECV_BATCH) {
+            let outcome = match core.maybe_readable {
+                true => core.read_into(buf, before + RECV_BATCH, false),
+                false => Ok(ReadOutcome::WouldBlock),
+            };
+            match outcome {
                 Ok(ReadOutcome::Data) => return Ok(Some(buf.len() - before)),
                 Ok(ReadOutcome::Eof) => {
                     core.eof = true;
@@ -424,6 +425,7 @@ impl Transport for Connection {
             if !ready {
                 return Ok(None);
             }
+            self.shared.lock().maybe_readable = true;
         }
     }
 

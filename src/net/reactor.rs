@@ -9,11 +9,13 @@
 //! nothing of IMAP or SMTP. One thread serves every parked socket, so an
 //! idle session costs a registered descriptor, not a thread.
 
+use foreign_types_shared::ForeignTypeRef;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
 use openssl::ssl::SslStream;
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -21,6 +23,11 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 pub const INBOUND_CAP: usize = 4 * 1024 * 1024;
 /// One read's size.
 pub const READ_CHUNK: usize = 64 * 1024;
+
+extern "C" {
+    // libssl (OpenSSL 1.1.0 and later): bytes read ahead or decrypted, not yet taken.
+    fn SSL_has_pending(ssl: *const openssl_sys::SSL) -> libc::c_int;
+}
 
 pub enum Stream {
     Plain(TcpStream),
@@ -37,11 +44,36 @@ impl Stream {
         }
     }
 
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Reads into `buf`'s spare capacity (no zeroing first): up to `want` bytes.
+    fn read_spare(&mut self, buf: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+        buf.reserve(want);
+        let spare = &mut buf.spare_capacity_mut()[..want];
+        let n = match self {
+            Stream::Plain(s) => {
+                // SAFETY: the kernel writes at most spare.len() bytes into spare.
+                let r =
+                    unsafe { libc::recv(s.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), 0) };
+                if r < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                r as usize
+            }
+            Stream::Tls(s) => s.read_uninit(spare)?,
+            Stream::Gone => return Err(io::ErrorKind::NotConnected.into()),
+        };
+        // SAFETY: the read initialised the first n bytes of the spare capacity.
+        unsafe { buf.set_len(buf.len() + n) };
+        Ok(n)
+    }
+
+    /// Whether a short read means the socket is drained for now: true for
+    /// TCP; for TLS only when OpenSSL holds no bytes it read ahead.
+    fn drained_after(&self, n: usize, want: usize) -> bool {
         match self {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-            Stream::Gone => Err(io::ErrorKind::NotConnected.into()),
+            Stream::Plain(_) => n < want,
+            // SAFETY: a valid SSL owned by the stream.
+            Stream::Tls(s) => unsafe { SSL_has_pending(s.ssl().as_ptr()) == 0 },
+            Stream::Gone => true,
         }
     }
 
@@ -79,6 +111,9 @@ pub struct Core {
     pub written: u64,
     pub eof: bool,
     pub error: Option<io::Error>,
+    /// False once a read found (or left) the socket empty: poll before
+    /// the next read.
+    pub maybe_readable: bool,
     registered: bool,
     /// Registered for writable edges too (output was pending at park).
     writable: bool,
@@ -96,6 +131,7 @@ impl Core {
             written: 0,
             eof: false,
             error: None,
+            maybe_readable: true,
             registered: false,
             writable: false,
             token: 0,
@@ -147,46 +183,46 @@ impl Core {
 
     /// Reads into `into` until the socket would block, or `into` holds
     /// `limit` bytes (TLS may then keep decrypted bytes: read again before
-    /// polling).
-    pub fn read_into(&mut self, into: &mut Vec<u8>, limit: usize) -> io::Result<ReadOutcome> {
+    /// polling). Unless `drain`, it also stops after a read that leaves the
+    /// socket empty for now, and notes that the next read should poll first
+    /// (`maybe_readable`), which saves a read that would only say EAGAIN.
+    pub fn read_into(
+        &mut self,
+        into: &mut Vec<u8>,
+        limit: usize,
+        drain: bool,
+    ) -> io::Result<ReadOutcome> {
         let mut got = false;
         while into.len() < limit {
-            let len = into.len();
-            let want = READ_CHUNK.min(limit - len).max(1);
-            into.resize(len + want, 0);
-            let r = self.stream.read(&mut into[len..]);
-            match r {
-                Ok(0) => {
-                    into.truncate(len);
-                    return Ok(if got {
-                        ReadOutcome::Data
-                    } else {
-                        ReadOutcome::Eof
-                    });
-                }
+            let want = READ_CHUNK.min(limit - into.len()).max(1);
+            match self.stream.read_spare(into, want) {
+                Ok(0) if got => return Ok(ReadOutcome::Data),
+                Ok(0) => return Ok(ReadOutcome::Eof),
                 Ok(n) => {
-                    into.truncate(len + n);
                     self.received += n as u64;
                     got = true;
-                }
-                Err(e) => {
-                    into.truncate(len);
-                    match e.kind() {
-                        io::ErrorKind::WouldBlock => break,
-                        io::ErrorKind::Interrupted => continue,
-                        // A TLS peer that drops TCP without close_notify has still closed.
-                        io::ErrorKind::UnexpectedEof if !got => return Ok(ReadOutcome::Eof),
-                        io::ErrorKind::UnexpectedEof => break,
-                        _ if got => break,
-                        _ => return Err(e),
+                    if !drain && self.stream.drained_after(n, want) {
+                        self.maybe_readable = false;
+                        break;
                     }
                 }
+                Err(e) => match e.kind() {
+                    io::ErrorKind::WouldBlock => {
+                        self.maybe_readable = false;
+                        break;
+                    }
+                    io::ErrorKind::Interrupted => continue,
+                    // A TLS peer that drops TCP without close_notify has still closed.
+                    io::ErrorKind::UnexpectedEof if !got => return Ok(ReadOutcome::Eof),
+                    io::ErrorKind::UnexpectedEof => break,
+                    _ if got => break,
+                    _ => return Err(e),
+                },
             }
         }
-        Ok(if got {
-            ReadOutcome::Data
-        } else {
-            ReadOutcome::WouldBlock
+        Ok(match got {
+            true => ReadOutcome::Data,
+            false => ReadOutcome::WouldBlock,
         })
     }
 }
@@ -328,7 +364,7 @@ fn service(poll: &Poll, shared: &Shared) {
     }
     if core.error.is_none() {
         let mut inbound = std::mem::take(&mut core.inbound);
-        match core.read_into(&mut inbound, INBOUND_CAP) {
+        match core.read_into(&mut inbound, INBOUND_CAP, true) {
             Ok(ReadOutcome::Data) => news = true,
             Ok(ReadOutcome::WouldBlock) => {}
             Ok(ReadOutcome::Eof) => {

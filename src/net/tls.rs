@@ -8,7 +8,8 @@ use openssl::ex_data::Index;
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
-    Ssl, SslConnector, SslMethod, SslSession, SslSessionCacheMode, SslVerifyMode, SslVersion,
+    Ssl, SslConnector, SslMethod, SslMode, SslSession, SslSessionCacheMode, SslVerifyMode,
+    SslVersion,
 };
 use openssl::x509::verify::X509CheckFlags;
 use openssl::x509::{X509VerifyResult, X509};
@@ -102,6 +103,14 @@ fn session_key(host: &Host, port: u16, s: &TlsSettings) -> String {
     )
 }
 
+/// OpenSSL's read buffer with read-ahead: this much ciphertext per recv(2).
+const TLS_READ_BUFFER: libc::size_t = 64 * 1024;
+
+extern "C" {
+    // libssl (OpenSSL 1.1.0 and later); openssl-sys does not declare it.
+    fn SSL_CTX_set_default_read_buffer_len(ctx: *mut openssl_sys::SSL_CTX, len: libc::size_t);
+}
+
 fn build_connector(dir: Option<&Path>) -> Result<(SslConnector, usize), MailError> {
     let setup = |e: openssl::error::ErrorStack| MailError::TlsSetup(e.to_string());
     let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(setup)?;
@@ -120,6 +129,12 @@ fn build_connector(dir: Option<&Path>) -> Result<(SslConnector, usize), MailErro
     });
     b.set_min_proto_version(Some(SslVersion::TLS1_2))
         .map_err(setup)?;
+    // Read many records per recv(2) (servers often write 4 KiB records: two
+    // syscalls each otherwise), and free the buffers of an idle session.
+    b.set_read_ahead(true);
+    b.set_mode(SslMode::RELEASE_BUFFERS);
+    // SAFETY: a valid SSL_CTX owned by the builder; only sets a size.
+    unsafe { SSL_CTX_set_default_read_buffer_len(b.as_ptr(), TLS_READ_BUFFER) };
     b.set_default_verify_paths().map_err(setup)?;
     let mut loaded = 0;
     if let Some(entries) = dir.and_then(|d| std::fs::read_dir(d).ok()) {
