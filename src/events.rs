@@ -1,7 +1,7 @@
 //! Events for a socket's event proc (SocketTools' CONNECT, DISCONNECT,
-//! TIMEOUT, CANCEL, COMMAND, PROGRESS). They reach the host on the thread of
-//! the command that is running; an event that happens while none runs waits
-//! in the socket's queue for the next command.
+//! TIMEOUT, CANCEL, COMMAND, PROGRESS, UPDATE). They reach the host on the
+//! thread of the command that is running; an event that happens while none
+//! runs waits in the socket's queue for the next command.
 
 use crate::error::MailError;
 use plugin_abi::*;
@@ -14,6 +14,8 @@ pub enum EventKind {
     Cancel,
     Command,
     Progress,
+    /// A mailbox update heard during IMAPIdle.
+    Update,
 }
 
 impl EventKind {
@@ -25,6 +27,7 @@ impl EventKind {
             EventKind::Cancel => MAILEXT_EVENT_CANCEL,
             EventKind::Command => MAILEXT_EVENT_COMMAND,
             EventKind::Progress => MAILEXT_EVENT_PROGRESS,
+            EventKind::Update => MAILEXT_EVENT_UPDATE,
         }
     }
 
@@ -36,6 +39,7 @@ impl EventKind {
             EventKind::Cancel => "CANCEL",
             EventKind::Command => "COMMAND",
             EventKind::Progress => "PROGRESS",
+            EventKind::Update => "UPDATE",
         }
     }
 }
@@ -67,6 +71,19 @@ impl MailEvent {
             done: done as i64,
             total: total as i64,
             text: format!("{done} of {total} bytes"),
+        }
+    }
+
+    /// An untagged update during IDLE: `text` is the update ("3 EXISTS"),
+    /// `done` its number (the message count for EXISTS and RECENT, the
+    /// message's sequence number for EXPUNGE and FETCH), `code` 0.
+    pub fn update(number: u32, text: impl Into<String>) -> Self {
+        MailEvent {
+            kind: EventKind::Update,
+            code: 0,
+            done: number as i64,
+            total: 0,
+            text: text.into(),
         }
     }
 

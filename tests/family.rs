@@ -511,6 +511,77 @@ fn idle_sees_an_append_made_through_another_socket() {
 }
 
 #[test]
+fn idle_raises_an_update_event_for_an_append_made_through_another_socket() {
+    // The IDLE caller's socket has an event proc (IMAPConnect's last argument).
+    let mut args = vec![
+        s(&local(dovecot().imap_port)),
+        s("u13"),
+        s(PASSWORD),
+        HostValue::Proc("onStatus".into()),
+        list(),
+        i(0),
+        TRUE,
+        i(0),
+        s(""),
+        HostValue::Proc("onEvent".into()),
+    ];
+    let watcher = env().plugin.call("IMAPConnect", &mut args).code();
+    assert!(watcher > 0, "{}", env().plugin.last_error());
+    let writer = login("u13");
+    assert_eq!(select(watcher, "INBOX").0, 0);
+    let idle = std::thread::spawn(move || {
+        let mut a = [i(watcher), i(10), list()];
+        let o = env().plugin.call("IMAPIdle", &mut a);
+        (o.code(), o.events)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        call(
+            "IMAPAppendMessage",
+            &mut [i(writer), s("INBOX"), HostValue::Binary(PLAIN.to_vec())]
+        ),
+        0
+    );
+    let (rc, events) = idle.join().unwrap();
+    assert_eq!(rc, 0);
+    let updates: Vec<_> = events.iter().filter(|e| e.kind == "UPDATE").collect();
+    assert!(
+        updates
+            .iter()
+            .any(|e| e.text == "1 EXISTS" && e.done == 1 && e.code == 0),
+        "{events:?}"
+    );
+    assert!(events
+        .iter()
+        .all(|e| e.proc_name == "onEvent" && e.socket == watcher));
+    // The IDLE command itself still ends with its COMMAND event.
+    assert!(
+        events.iter().any(|e| e.kind == "COMMAND" && e.code == 0),
+        "{events:?}"
+    );
+    // Other commands see the same untagged data without UPDATE events.
+    assert_eq!(
+        call(
+            "IMAPAppendMessage",
+            &mut [i(writer), s("INBOX"), HostValue::Binary(PLAIN.to_vec())]
+        ),
+        0
+    );
+    let mut a = [i(watcher), s("st"), list()];
+    let o = env().plugin.call("IMAPNoOp", &mut a);
+    assert_eq!(o.code(), 0);
+    assert!(lines(&a[2]).iter().any(|l| l == "* 2 EXISTS"), "{a:?}");
+    assert!(
+        o.events.iter().all(|e| e.kind != "UPDATE"),
+        "{:?}",
+        o.events
+    );
+    // The writer has no event proc: no events at all.
+    assert!(disconnect(writer).events.is_empty());
+    assert_eq!(disconnect(watcher).code(), 0);
+}
+
+#[test]
 fn ten_thousand_messages_and_a_fifty_megabyte_one() {
     let d = dovecot();
     let many: Vec<Vec<u8>> = (0..10_000)

@@ -43,6 +43,7 @@ extern "C" {
 #define MAILEXT_EVENT_CANCEL 4      /* IMAPCancel ended a blocking call */
 #define MAILEXT_EVENT_COMMAND 5     /* a protocol command completed */
 #define MAILEXT_EVENT_PROGRESS 6    /* done of total bytes moved */
+#define MAILEXT_EVENT_UPDATE 7      /* IMAPIdle heard of a mailbox change; done is its number */
 
 #define MAILEXT_PARAM_IN 1
 #define MAILEXT_PARAM_OUT 2
@@ -101,7 +102,7 @@ typedef struct MailextEvent {
   uint32_t kind;        /* MAILEXT_EVENT_* */
   int64_t socket;
   int64_t code;         /* 0, or the error code that goes with the event */
-  int64_t done;         /* PROGRESS: bytes so far */
+  int64_t done;         /* PROGRESS: bytes so far; UPDATE: the update's number */
   int64_t total;        /* PROGRESS: bytes in all */
   const uint8_t *text;  /* UTF-8 detail, not NUL-terminated */
   size_t text_len;

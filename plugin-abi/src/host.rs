@@ -89,6 +89,7 @@ pub fn event_name(kind: u32) -> &'static str {
         MAILEXT_EVENT_CANCEL => "CANCEL",
         MAILEXT_EVENT_COMMAND => "COMMAND",
         MAILEXT_EVENT_PROGRESS => "PROGRESS",
+        MAILEXT_EVENT_UPDATE => "UPDATE",
         _ => "UNKNOWN",
     }
 }

@@ -115,6 +115,7 @@ pub fn constants() -> Vec<(&'static str, i64)> {
         MAILEXT_EVENT_CANCEL,
         MAILEXT_EVENT_COMMAND,
         MAILEXT_EVENT_PROGRESS,
+        MAILEXT_EVENT_UPDATE,
         MAILEXT_PARAM_IN,
         MAILEXT_PARAM_OUT,
         MAILEXT_PARAM_OPTIONAL,

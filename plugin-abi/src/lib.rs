@@ -53,6 +53,9 @@ pub const MAILEXT_EVENT_CANCEL: u32 = 4;
 pub const MAILEXT_EVENT_COMMAND: u32 = 5;
 /// A long transfer moved on: `done` of `total` bytes.
 pub const MAILEXT_EVENT_PROGRESS: u32 = 6;
+/// IMAPIdle heard of a mailbox change (EXISTS, RECENT, EXPUNGE or FETCH):
+/// `text` is the update ("3 EXISTS"), `done` its number, `code` 0.
+pub const MAILEXT_EVENT_UPDATE: u32 = 7;
 
 // Parameter flags.
 pub const MAILEXT_PARAM_IN: u32 = 1;
@@ -205,7 +208,8 @@ pub struct MailextEvent {
     pub socket: i64,
     /// 0, or the error code that goes with the event.
     pub code: i64,
-    /// PROGRESS: bytes so far and in all; 0 otherwise.
+    /// PROGRESS: bytes so far and in all; UPDATE: the update's number in
+    /// `done`; 0 otherwise.
     pub done: i64,
     pub total: i64,
     /// UTF-8 detail (a reply line, an error text).

@@ -111,7 +111,7 @@ static IMAP_CONNECT: [MailextParam; 10] = [
         PROC,
         OPT,
         None,
-        c"method called with CONNECT, DISCONNECT, TIMEOUT, CANCEL, COMMAND and PROGRESS events",
+        c"method called with CONNECT, DISCONNECT, TIMEOUT, CANCEL, COMMAND, PROGRESS and UPDATE events",
     ),
 ];
 const SMTP_SOCKET: MailextParam = p(c"socket", INT, IN, None, c"socket returned by SMTPConnect");

@@ -138,6 +138,11 @@ fn run_inner<O: Operation>(
                     }
                 })?;
                 s.observe(&r);
+                if op.reports_updates() {
+                    if let Some(e) = update_event(&r) {
+                        obs.event(e);
+                    }
+                }
                 if let Response::Status {
                     tag: Some(tag),
                     kind,
@@ -209,6 +214,26 @@ fn run_inner<O: Operation>(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The UPDATE event for an untagged EXISTS, RECENT, EXPUNGE or FETCH.
+fn update_event(r: &Response) -> Option<MailEvent> {
+    let (n, text) = match r {
+        Response::Exists(n) => (*n, format!("{n} EXISTS")),
+        Response::Recent(n) => (*n, format!("{n} RECENT")),
+        Response::Expunge(n) => (*n, format!("{n} EXPUNGE")),
+        Response::Other(raw) => {
+            let mut words = raw.split(|&b| b == b' ');
+            let n = std::str::from_utf8(words.next()?).ok()?.parse().ok()?;
+            let fetch = words.next()?;
+            if !fetch.eq_ignore_ascii_case(b"FETCH") {
+                return None;
+            }
+            (n, shorten(&frame_text(raw)))
+        }
+        _ => return None,
+    };
+    Some(MailEvent::update(n, text))
 }
 
 /// Status messages while a large literal (a message body) arrives.

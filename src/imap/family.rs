@@ -267,6 +267,10 @@ impl Operation for IdleOp {
         "the end of IDLE".into()
     }
 
+    fn reports_updates(&self) -> bool {
+        true
+    }
+
     fn on_cancel(&mut self, out: &mut Outbox) -> bool {
         // DONE ends IDLE cleanly; the server's OK follows.
         self.cancelled = true;
@@ -283,5 +287,92 @@ fn update_text(r: &Response) -> Vec<u8> {
         Response::Expunge(n) => format!("{n} EXPUNGE").into_bytes(),
         Response::Other(raw) => raw.clone(),
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{EventKind, MailEvent};
+    use crate::imap::codec::{Fragmentizer, FrameLimits};
+    use crate::imap::driver::{run, Observer};
+    use crate::imap::transcript::Script;
+
+    #[derive(Default)]
+    struct Events(Vec<MailEvent>);
+
+    impl Observer for Events {
+        fn status(&mut self, _: &str) {}
+        fn response(&mut self, _: &str) {}
+        fn event(&mut self, e: MailEvent) {
+            self.0.push(e);
+        }
+    }
+
+    fn session() -> ImapSession {
+        let mut s = ImapSession::new(Duration::from_secs(30));
+        s.phase = Phase::Authenticated;
+        s.set_caps(&["IMAP4rev1".into(), "IDLE".into()]);
+        s
+    }
+
+    #[test]
+    fn idle_raises_one_update_event_per_mailbox_update() {
+        // The server ends IDLE itself here, so the script needs no clock.
+        let mut t = Script::parse(
+            "C: A0001 IDLE
+             S: + idling
+             S: * 4 EXISTS
+             S: * 1 RECENT
+             S: * 2 EXPUNGE
+             S: * 3 FETCH (FLAGS (\\Seen))
+             S: * FLAGS (\\Seen \\Deleted)
+             S: * OK still here
+             S: A0001 OK IDLE done",
+        );
+        let mut s = session();
+        let mut f = Fragmentizer::new(FrameLimits::default());
+        let mut ev = Events::default();
+        let mut op = IdleOp::new(Duration::from_secs(10));
+        let updates = run(&mut op, &mut s, &mut f, &mut t, &mut ev).unwrap();
+        assert_eq!(updates.len(), 5, "FLAGS is still in the list");
+        let got: Vec<_> =
+            ev.0.iter()
+                .filter(|e| e.kind == EventKind::Update)
+                .map(|e| (e.code, e.done, e.text.as_str()))
+                .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 4, "4 EXISTS"),
+                (0, 1, "1 RECENT"),
+                (0, 2, "2 EXPUNGE"),
+                (0, 3, "3 FETCH (FLAGS (\\Seen))"),
+            ]
+        );
+        assert_eq!(
+            MailEvent::update(4, "4 EXISTS").as_status(7),
+            "EVENT UPDATE socket=7 code=0 4 EXISTS"
+        );
+    }
+
+    #[test]
+    fn other_commands_raise_no_update_events() {
+        let mut t = Script::parse(
+            "C: A0001 NOOP
+             S: * 5 EXISTS
+             S: * 1 FETCH (FLAGS ())
+             S: A0001 OK done",
+        );
+        let mut s = session();
+        let mut f = Fragmentizer::new(FrameLimits::default());
+        let mut ev = Events::default();
+        let mut op = BatchOp::new("NOOP", Needs::Authenticated, vec![CommandLine::new("NOOP")]);
+        run(&mut op, &mut s, &mut f, &mut t, &mut ev).unwrap();
+        assert!(
+            ev.0.iter().all(|e| e.kind == EventKind::Command),
+            "{:?}",
+            ev.0
+        );
     }
 }

@@ -433,15 +433,19 @@ pub trait Operation {
     fn on_timeout(&mut self, _s: &mut ImapSession, _out: &mut Outbox) -> Step<Self::Output> {
         Step::Continue
     }
-    /// The server closed the connection: `Some` when that ends the
-    /// operation (LOGOUT after BYE), `None` when it is an error.
     /// IMAPCancel arrived. An operation that can stop cleanly queues what
     /// ends it and returns true; then it finishes with Cancelled and the
     /// session stays usable. Otherwise the connection is closed.
     fn on_cancel(&mut self, _out: &mut Outbox) -> bool {
         false
     }
-
+    /// The operation waits for mailbox updates (IDLE): the driver raises an
+    /// UPDATE event for each untagged EXISTS, RECENT, EXPUNGE and FETCH.
+    fn reports_updates(&self) -> bool {
+        false
+    }
+    /// The server closed the connection: `Some` when that ends the
+    /// operation (LOGOUT after BYE), `None` when it is an error.
     fn on_closed(&mut self, _s: &mut ImapSession) -> Option<Result<Self::Output, MailError>> {
         None
     }
