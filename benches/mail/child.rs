@@ -64,6 +64,33 @@ pub fn run(args: &[String]) {
                 json!({"n": n, "secs": t0.elapsed().as_secs_f64(), "cpu": cpu_self() - c0})
             );
         }
+        // floorloop SERVER USER PASS N: the floor client's plaintext
+        // CRAM-MD5 loop, to profile beside `loop`.
+        "floorloop" => {
+            let ca = std::path::PathBuf::from(std::env::var("MAILEXT_CACERTS").unwrap_or_default())
+                .join("bench-ca.pem");
+            let floor = crate::floor::Floor::new(&ca);
+            let n: usize = a(4).parse().unwrap();
+            let c0 = cpu_self();
+            let t0 = Instant::now();
+            for _ in 0..n {
+                floor
+                    .session(
+                        &a(1),
+                        "localhost",
+                        crate::floor::Security::Plain,
+                        crate::floor::Mech::CramMd5,
+                        &a(2),
+                        &a(3),
+                        false,
+                    )
+                    .unwrap();
+            }
+            println!(
+                "{}",
+                json!({"n": n, "secs": t0.elapsed().as_secs_f64(), "cpu": cpu_self() - c0})
+            );
+        }
         other => panic!("unknown child kind {other:?}"),
     }
 }
