@@ -295,6 +295,10 @@ impl<'a> HostCall<'a> {
         }
     }
 
+    pub fn has_stsproc(&self) -> bool {
+        self.stsproc.is_some() && self.cb.status.is_some()
+    }
+
     /// Sends a status message to the stsproc, if one was given.
     pub fn status(&self, message: &str) {
         if let (Some(p), Some(f)) = (&self.stsproc, self.cb.status) {
@@ -379,6 +383,10 @@ impl<'c, 'a> CommandObserver<'c, 'a> {
 impl Observer for CommandObserver<'_, '_> {
     fn status(&mut self, message: &str) {
         self.call.status(message);
+    }
+
+    fn wants_lines(&self) -> bool {
+        self.call.has_stsproc() || (self.list.is_some() && !self.list_failed)
     }
 
     fn event(&mut self, e: crate::events::MailEvent) {

@@ -3,7 +3,7 @@
 //! enforces the communications timeout. The transport is the only I/O.
 
 use super::codec::{decode_owned, literal_size, Fragmentizer, FrameError, Response, StatusKind};
-use super::session::{Action, ImapSession, Operation, Outbox, Step};
+use super::session::{Action, ImapSession, Operation, Outbox, Phase, Step};
 use crate::error::MailError;
 use crate::events::{EventKind, MailEvent};
 use std::time::Instant;
@@ -50,6 +50,11 @@ pub trait Observer {
     fn response(&mut self, line: &str);
     /// An event for the socket's event proc, if it has one.
     fn event(&mut self, _e: MailEvent) {}
+    /// Whether status and response lines go anywhere: when not, the driver
+    /// does not build them (a connect without stsproc or list).
+    fn wants_lines(&self) -> bool {
+        true
+    }
 }
 
 /// Longest server line echoed into a status message; the list gets it whole.
@@ -67,7 +72,11 @@ pub fn run<O: Operation>(
     }
     let mut clean_cancel = false;
     let r = run_inner(op, s, frag, t, obs, &mut clean_cancel);
-    t.idle();
+    // After LOGOUT the connection closes: parking it would only wake the
+    // I/O thread for the server's close.
+    if s.phase != Phase::Logout {
+        t.idle();
+    }
     s.clock.stop();
     if let Err(e) = &r {
         let clean = clean_cancel && matches!(e, MailError::Cancelled(_));
@@ -95,11 +104,16 @@ fn run_inner<O: Operation>(
         while let Some(action) = out.pop() {
             match action {
                 Action::Send { mut wire, shown } => {
-                    obs.status(&format!("C: {shown}"));
+                    let lines = obs.wants_lines();
+                    if lines {
+                        obs.status(&format!("C: {shown}"));
+                    }
                     // Pipelined commands leave in one write: one flight, no Nagle wait.
                     while wire.len() <= 16 * 1024 && out.next_small_send() {
                         if let Some(Action::Send { wire: more, shown }) = out.pop() {
-                            obs.status(&format!("C: {shown}"));
+                            if lines {
+                                obs.status(&format!("C: {shown}"));
+                            }
                             wire.extend_from_slice(&more);
                         }
                     }
@@ -127,9 +141,11 @@ fn run_inner<O: Operation>(
         let first = frag.consumed() == 0;
         match frag.next_frame() {
             Ok(Some(frame)) => {
-                let text = frame_text(&frame);
-                obs.response(&text);
-                obs.status(&format!("S: {}", shorten(&text)));
+                if obs.wants_lines() {
+                    let text = frame_text(&frame);
+                    obs.response(&text);
+                    obs.status(&format!("S: {}", shorten(&text)));
+                }
                 let r = decode_owned(frame).map_err(|e| {
                     if first {
                         MailError::BadResponse(format!("not an IMAP greeting: {}", e.0))
