@@ -10,7 +10,7 @@ use crate::options::ConnectOptions;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 pub const DEFAULT_COMMS_TIMEOUT_SECS: u64 = 60;
@@ -49,7 +49,8 @@ pub struct Defaults {
     pub options: Option<Value>,
     pub tunnel: Option<String>,
     /// "host:port" -> addresses, consulted before DNS (like curl --resolve).
-    pub resolve: HashMap<String, Vec<IpAddr>>,
+    /// Shared: every connect copies the defaults, and this table may be long.
+    pub resolve: Arc<HashMap<String, Vec<IpAddr>>>,
 }
 
 static DEFAULTS: RwLock<Option<Defaults>> = RwLock::new(None);
@@ -205,7 +206,7 @@ pub fn set(name: &str, value: Value) -> Result<(), MailError> {
         }
         "resolve" => {
             let map = parse_resolve(&text(n, value)?.unwrap_or_default())?;
-            update(|d| d.resolve = map);
+            update(|d| d.resolve = Arc::new(map));
         }
         _ => return Err(unknown(name)),
     }
