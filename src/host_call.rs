@@ -385,6 +385,10 @@ impl Observer for CommandObserver<'_, '_> {
         self.call.status(message);
     }
 
+    fn wants_events(&self) -> bool {
+        self.events.is_some()
+    }
+
     fn wants_lines(&self) -> bool {
         self.call.has_stsproc() || (self.list.is_some() && !self.list_failed)
     }

@@ -2,7 +2,9 @@
 //! checked against the RFCs' published examples.
 
 use openssl::base64;
-use openssl::hash::{Hasher, MessageDigest};
+use openssl::md::Md;
+use openssl::md_ctx::MdCtx;
+use std::sync::OnceLock;
 
 /// The base64 CRAM-MD5 response (RFC 2195) to a base64 challenge.
 pub fn cram_md5_response(
@@ -13,19 +15,29 @@ pub fn cram_md5_response(
     let challenge = base64::decode_block(challenge_b64.trim())
         .map_err(|_| "challenge is not base64".to_string())?;
     let digest = hmac_md5(password.as_bytes(), &challenge)?;
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect::<String>();
     Ok(base64::encode_block(format!("{username} {hex}").as_bytes()))
 }
 
 /// HMAC-MD5 (RFC 2104) written out, because OpenSSL 3's HMAC key refuses
 /// the empty password that CRAM-MD5 must still be able to use.
 fn hmac_md5(key: &[u8], message: &[u8]) -> Result<Vec<u8>, String> {
+    // Fetched once: OpenSSL 3 otherwise looks MD5 up again for every hash.
+    static MD5: OnceLock<Option<Md>> = OnceLock::new();
+    let md = MD5
+        .get_or_init(|| Md::fetch(None, "MD5", None).ok())
+        .as_ref()
+        .ok_or("MD5 is not available")?;
     let md5 = |parts: &[&[u8]]| -> Result<Vec<u8>, String> {
-        let mut h = Hasher::new(MessageDigest::md5()).map_err(|e| e.to_string())?;
+        let e = |e: openssl::error::ErrorStack| e.to_string();
+        let mut h = MdCtx::new().map_err(e)?;
+        h.digest_init(md).map_err(e)?;
         for p in parts {
-            h.update(p).map_err(|e| e.to_string())?;
+            h.digest_update(p).map_err(e)?;
         }
-        Ok(h.finish().map_err(|e| e.to_string())?.to_vec())
+        let mut out = vec![0u8; 16];
+        h.digest_final(&mut out).map_err(e)?;
+        Ok(out)
     };
     let mut block = [0u8; 64];
     if key.len() > 64 {

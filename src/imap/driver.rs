@@ -55,6 +55,10 @@ pub trait Observer {
     fn wants_lines(&self) -> bool {
         true
     }
+    /// Whether events go anywhere (the socket has an event proc).
+    fn wants_events(&self) -> bool {
+        true
+    }
 }
 
 /// Longest server line echoed into a status message; the list gets it whole.
@@ -154,17 +158,21 @@ fn run_inner<O: Operation>(
                     }
                 })?;
                 s.observe(&r);
-                if op.reports_updates() {
+                let events = obs.wants_events();
+                if events && op.reports_updates() {
                     if let Some(e) = update_event(&r) {
                         obs.event(e);
                     }
                 }
-                if let Response::Status {
-                    tag: Some(tag),
-                    kind,
-                    text,
-                    ..
-                } = &r
+                if let (
+                    true,
+                    Response::Status {
+                        tag: Some(tag),
+                        kind,
+                        text,
+                        ..
+                    },
+                ) = (events, &r)
                 {
                     let (code, word) = match kind {
                         StatusKind::Ok => (0, "OK"),
