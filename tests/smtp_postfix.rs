@@ -247,6 +247,16 @@ fn implicit_tls_and_every_mechanism_postfix_offers() {
             status_text(&o)
         );
         assert!(!status_text(&o).contains(PASSWORD));
+        let st = status_text(&o);
+        for line in st.lines().filter(|l| l.starts_with("S: 334")) {
+            assert_eq!(line, "S: 334 <SASL challenge redacted>", "{opt}: {st}");
+        }
+        if opt.contains("CRAM") {
+            assert!(
+                st.contains("S: 334 <SASL challenge redacted>"),
+                "{opt}: {st}"
+            );
+        }
         assert_eq!(
             env()
                 .plugin

@@ -15,7 +15,10 @@ pub fn cram_md5_response(
     let challenge = base64::decode_block(challenge_b64.trim())
         .map_err(|_| "challenge is not base64".to_string())?;
     let digest = hmac_md5(password.as_bytes(), &challenge)?;
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let hex: String = digest
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
     Ok(base64::encode_block(format!("{username} {hex}").as_bytes()))
 }
 

@@ -676,6 +676,13 @@ impl Operation for ConnectOp {
         }
     }
 
+    fn in_sasl(&self) -> bool {
+        matches!(
+            self.state,
+            State::Auth(_) | State::CapAuth(_) | State::Abandon(_)
+        )
+    }
+
     fn waiting_for(&self) -> String {
         match &self.state {
             State::Greeting(_) if self.mode == SecureMode::Implicit => "the server greeting".into(),

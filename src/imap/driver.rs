@@ -61,6 +61,9 @@ pub trait Observer {
     }
 }
 
+/// How a server's SASL challenge is shown in status messages and lists.
+pub const SASL_CHALLENGE_SHOWN: &str = "+ <SASL challenge redacted>";
+
 /// Longest server line echoed into a status message; the list gets it whole.
 const STATUS_LINE_MAX: usize = 1000;
 
@@ -146,7 +149,11 @@ fn run_inner<O: Operation>(
         match frag.next_frame() {
             Ok(Some(frame)) => {
                 if obs.wants_lines() {
-                    let text = frame_text(&frame);
+                    let text = if op.in_sasl() && frame.starts_with(b"+") {
+                        SASL_CHALLENGE_SHOWN.to_string()
+                    } else {
+                        frame_text(&frame)
+                    };
                     obs.response(&text);
                     obs.status(&format!("S: {}", shorten(&text)));
                 }

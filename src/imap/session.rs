@@ -439,6 +439,11 @@ pub trait Operation {
     fn on_cancel(&mut self, _out: &mut Outbox) -> bool {
         false
     }
+    /// A SASL exchange runs: the server's "+" lines (SCRAM salts, nonces
+    /// and signatures) are shown redacted, like the client's responses.
+    fn in_sasl(&self) -> bool {
+        false
+    }
     /// The operation waits for mailbox updates (IDLE): the driver raises an
     /// UPDATE event for each untagged EXISTS, RECENT, EXPUNGE and FETCH.
     fn reports_updates(&self) -> bool {

@@ -363,6 +363,10 @@ impl SmtpConnectOp {
 impl SmtpOp for SmtpConnectOp {
     type Output = ();
 
+    fn in_sasl(&self) -> bool {
+        matches!(self.state, State::Auth(_))
+    }
+
     fn start(&mut self, _s: &mut SmtpSession, _out: &mut Outbox) -> Step<()> {
         Step::Continue
     }

@@ -81,6 +81,10 @@ pub trait SmtpOp {
         Step::Done(Err(MailError::Internal("TLS outside STARTTLS".into())))
     }
     fn waiting_for(&self) -> String;
+    /// A SASL exchange runs: the server's 334 lines are shown redacted.
+    fn in_sasl(&self) -> bool {
+        false
+    }
     /// Size of a message body being uploaded, for PROGRESS.
     fn upload(&self) -> Option<u64> {
         None
@@ -159,7 +163,11 @@ fn run_inner<O: SmtpOp>(
             return r;
         }
         if let Some(reply) = rd.next_reply()? {
-            let text = reply.wire_text();
+            let text = if reply.code == 334 && op.in_sasl() {
+                "334 <SASL challenge redacted>".to_string()
+            } else {
+                reply.wire_text()
+            };
             obs.response(&text);
             for line in text.split("\r\n") {
                 obs.status(&format!("S: {line}"));
