@@ -98,7 +98,9 @@ pub fn event_name(kind: u32) -> &'static str {
 #[derive(Debug, Clone, Default)]
 pub struct CallOutcome {
     pub ret: Option<HostValue>,
-    /// (argument index, value) in the order the plugin wrote them.
+    /// (argument index, value) in the order the plugin wrote them. The
+    /// last value written to an argument is moved into `args` (a 50 MB
+    /// message is not held twice); its entry here is `HostValue::None`.
     pub outputs: Vec<(u32, HostValue)>,
     pub status: Vec<StatusMessage>,
     pub events: Vec<EventMessage>,
@@ -312,9 +314,12 @@ impl Plugin {
                 .host_error
                 .get_or_insert_with(|| "plugin returned OK without a return value".into());
         }
-        for (i, v) in &outcome.outputs {
+        let mut moved = HashSet::new();
+        for (i, v) in outcome.outputs.iter_mut().rev() {
             if let Some(slot) = args.get_mut(*i as usize) {
-                *slot = v.clone();
+                if moved.insert(*i) {
+                    *slot = std::mem::replace(v, HostValue::None);
+                }
             }
         }
         outcome

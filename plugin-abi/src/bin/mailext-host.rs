@@ -391,17 +391,14 @@ impl Runner<'_> {
             Some(ArgValue::Name(name)) => Some(name.as_str()),
             _ => None,
         };
-        // Lists were filled in place in `args`; keep them for later lines.
-        let mut lists = Vec::new();
-        for (i, v) in args.into_iter().enumerate() {
-            if let (Some(name), HostValue::List(l)) = (name_at(i), v) {
-                self.vars.set(name, HostValue::List(l.clone()));
-                lists.push((name, l));
-            }
-        }
         let mut outputs = Vec::new();
         for (i, v) in &outcome.outputs {
             let (i, param) = (*i as usize, info.params.get(*i as usize));
+            // The last value written to an argument was moved into it.
+            let v = match v {
+                HostValue::None => args.get(i).unwrap_or(v),
+                v => v,
+            };
             let label = match (name_at(i), param) {
                 (Some(name), _) => name.to_string(),
                 (None, Some(p)) => p.name.clone(),
@@ -412,6 +409,14 @@ impl Runner<'_> {
             }
             let secret = param.is_some_and(|p| script::is_secret(&p.name));
             outputs.push((label, (!secret).then(|| v.clone())));
+        }
+        // Lists were filled in place in `args`; keep them for later lines.
+        let mut lists = Vec::new();
+        for (i, v) in args.into_iter().enumerate() {
+            if let (Some(name), HostValue::List(l)) = (name_at(i), v) {
+                self.vars.set(name, HostValue::List(l.clone()));
+                lists.push((name, l));
+            }
         }
         if let (Some(t), Some(v)) = (&stmt.target, &outcome.ret) {
             self.vars.set(t, v.clone());
