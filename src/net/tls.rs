@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::OnceLock;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Environment variable naming the cacerts folder (overrides the default).
 pub const CACERTS_ENV: &str = "MAILEXT_CACERTS";
@@ -48,7 +48,13 @@ struct Cached {
     key: FolderKey,
     connector: SslConnector,
     loaded: usize,
+    /// When the folder was last listed: at most once a second, so a
+    /// burst of connects does not list and stat it every time.
+    checked: Instant,
 }
+
+/// How stale the cacerts listing may be.
+const FOLDER_RECHECK: Duration = Duration::from_secs(1);
 
 static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
 
@@ -240,15 +246,24 @@ pub fn client_ssl(
         .as_ref()
         .map(load_client_cert)
         .transpose()?;
-    let key = folder_key();
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    if cache.as_ref().map(|c| &c.key) != Some(&key) {
-        let (connector, loaded) = build_connector(key.0.as_deref())?;
-        *cache = Some(Cached {
-            key: key.clone(),
-            connector,
-            loaded,
-        });
+    let fresh = cache
+        .as_ref()
+        .is_some_and(|c| c.checked.elapsed() < FOLDER_RECHECK);
+    if !fresh {
+        let key = folder_key();
+        match cache.as_mut() {
+            Some(c) if c.key == key => c.checked = Instant::now(),
+            _ => {
+                let (connector, loaded) = build_connector(key.0.as_deref())?;
+                *cache = Some(Cached {
+                    key,
+                    connector,
+                    loaded,
+                    checked: Instant::now(),
+                });
+            }
+        }
     }
     let cached = cache.as_ref().expect("filled above");
     let setup = |e: openssl::error::ErrorStack| MailError::TlsSetup(e.to_string());
@@ -291,7 +306,7 @@ pub fn client_ssl(
             ssl.add_chain_cert(c.clone()).map_err(bad)?;
         }
     }
-    let mut note = match (&key.0, verify) {
+    let mut note = match (&cached.key.0, verify) {
         (_, false) => {
             "certificate verification is off (verify = kFalse or TRUSTEDSITE)".to_string()
         }
