@@ -141,7 +141,7 @@ fn build_connector(dir: Option<&Path>) -> Result<(SslConnector, usize), MailErro
     b.set_mode(SslMode::RELEASE_BUFFERS);
     // SAFETY: a valid SSL_CTX owned by the builder; only sets a size.
     unsafe { SSL_CTX_set_default_read_buffer_len(b.as_ptr(), TLS_READ_BUFFER) };
-    b.set_default_verify_paths().map_err(setup)?;
+    // SslConnector::builder has loaded the system trust store already.
     let mut loaded = 0;
     if let Some(entries) = dir.and_then(|d| std::fs::read_dir(d).ok()) {
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
