@@ -506,7 +506,7 @@ impl Transport for Connection {
 
     fn idle(&mut self) {
         if !self.closed {
-            self.io.park(self.id, &mut self.shared.lock());
+            self.io.park_later(self.id, &mut self.shared.lock());
         }
     }
 

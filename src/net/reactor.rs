@@ -13,11 +13,12 @@ use foreign_types_shared::ForeignTypeRef;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
 use openssl::ssl::SslStream;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Bytes a parked socket may buffer before the I/O thread stops reading it.
 pub const INBOUND_CAP: usize = 4 * 1024 * 1024;
@@ -115,6 +116,8 @@ pub struct Core {
     /// the next read.
     pub maybe_readable: bool,
     registered: bool,
+    /// Its command ended; the I/O thread is to park it (`park_later`).
+    park_wanted: bool,
     /// Registered for writable edges too (output was pending at park).
     writable: bool,
     token: usize,
@@ -133,6 +136,7 @@ impl Core {
             error: None,
             maybe_readable: true,
             registered: false,
+            park_wanted: false,
             writable: false,
             token: 0,
         }
@@ -254,7 +258,14 @@ pub struct Io {
     registry: Registry,
     conns: Arc<Mutex<HashMap<usize, Arc<Shared>>>>,
     next_id: AtomicUsize,
+    /// Sockets whose command ended, to park at the next tick.
+    parks: crossbeam_channel::Sender<usize>,
 }
+
+/// How long a socket whose command ended stays with its thread before the
+/// I/O thread registers it: a command that follows at once (a session
+/// that connects, lists and logs out) costs no epoll registration at all.
+pub const PARK_DELAY: Duration = Duration::from_millis(100);
 
 impl Io {
     /// The process-wide I/O thread, started on first use.
@@ -268,13 +279,15 @@ impl Io {
         let registry = poll.registry().try_clone()?;
         let conns = Arc::new(Mutex::new(HashMap::new()));
         let watched = conns.clone();
+        let (parks, to_park) = crossbeam_channel::unbounded();
         std::thread::Builder::new()
             .name("mailext-io".into())
-            .spawn(move || run(poll, watched))?;
+            .spawn(move || run(poll, watched, to_park))?;
         Ok(Io {
             registry,
             conns,
             next_id: AtomicUsize::new(1),
+            parks,
         })
     }
 
@@ -294,9 +307,36 @@ impl Io {
         self.map().remove(&id);
     }
 
+    /// A command ended: the I/O thread parks the socket at its next tick,
+    /// unless a command has taken it back by then (no wake-up here).
+    pub fn park_later(&self, id: usize, core: &mut Core) {
+        if !core.registered && !core.park_wanted {
+            core.park_wanted = true;
+            let _ = self.parks.send(id);
+        }
+    }
+
     /// Hands the socket to the I/O thread. A socket with bytes already
     /// waiting is reported at once (epoll checks readiness on insertion).
     pub fn park(&self, id: usize, core: &mut Core) {
+        core.park_wanted = false;
+        park_with(&self.registry, id, core);
+    }
+
+    /// Takes the socket back from the I/O thread.
+    pub fn unpark(&self, core: &mut Core) {
+        core.park_wanted = false;
+        if core.registered {
+            core.registered = false;
+            if let Some(tcp) = core.stream.tcp() {
+                let _ = self.registry.deregister(tcp);
+            }
+        }
+    }
+}
+
+fn park_with(registry: &Registry, id: usize, core: &mut Core) {
+    {
         if core.registered || core.eof || core.error.is_some() {
             return;
         }
@@ -307,25 +347,49 @@ impl Io {
         }
         core.token = id;
         if let Some(tcp) = core.stream.tcp() {
-            core.registered = self.registry.register(tcp, Token(id), interest).is_ok();
-        }
-    }
-
-    /// Takes the socket back from the I/O thread.
-    pub fn unpark(&self, core: &mut Core) {
-        if core.registered {
-            core.registered = false;
-            if let Some(tcp) = core.stream.tcp() {
-                let _ = self.registry.deregister(tcp);
-            }
+            core.registered = registry.register(tcp, Token(id), interest).is_ok();
         }
     }
 }
 
-fn run(mut poll: Poll, conns: Arc<Mutex<HashMap<usize, Arc<Shared>>>>) {
+fn run(
+    mut poll: Poll,
+    conns: Arc<Mutex<HashMap<usize, Arc<Shared>>>>,
+    to_park: crossbeam_channel::Receiver<usize>,
+) {
     let mut events = Events::with_capacity(1024);
+    // (id, when its command ended): parked once PARK_DELAY has passed.
+    let mut waiting: VecDeque<(usize, Instant)> = VecDeque::new();
     loop {
-        if let Err(e) = poll.poll(&mut events, None) {
+        let now = Instant::now();
+        while let Ok(id) = to_park.try_recv() {
+            waiting.push_back((id, now));
+        }
+        while let Some(&(id, since)) = waiting.front() {
+            if now.duration_since(since) < PARK_DELAY {
+                break;
+            }
+            waiting.pop_front();
+            let shared = conns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&id)
+                .cloned();
+            // A holder has it again, or it is closed: nothing to do.
+            let Some(shared) = shared else { continue };
+            if let Ok(mut core) = shared.core.try_lock() {
+                if core.park_wanted {
+                    core.park_wanted = false;
+                    park_with(poll.registry(), id, &mut core);
+                }
+            };
+        }
+        // A tick while sockets wait to be parked; otherwise sleep until an event.
+        let tick = match waiting.front() {
+            Some(_) => Some(PARK_DELAY / 2),
+            None => Some(PARK_DELAY),
+        };
+        if let Err(e) = poll.poll(&mut events, tick) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
