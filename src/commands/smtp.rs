@@ -79,17 +79,7 @@ fn ehlo_name(host: &str) -> String {
 /// `-`, neither starting nor ending with `-`, at most 63 octets each and 253
 /// in all.
 fn is_ehlo_domain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+    crate::net::address::is_dns_name(name, false)
 }
 
 /// The port for a server given without one, or with port 0 (SocketTools:

@@ -3,7 +3,7 @@
 //! enforces the communications timeout. The transport is the only I/O.
 
 use super::codec::{decode_owned, literal_size, Fragmentizer, FrameError, Response, StatusKind};
-use super::session::{Action, ImapSession, Operation, Outbox, Phase, Step};
+use super::session::{Action, ImapSession, Operation, Outbox, Phase, Step, SEND_JOIN_MAX};
 use crate::error::MailError;
 use crate::events::{EventKind, MailEvent};
 use std::time::Instant;
@@ -116,7 +116,7 @@ fn run_inner<O: Operation>(
                         obs.status(&format!("C: {shown}"));
                     }
                     // Pipelined commands leave in one write: one flight, no Nagle wait.
-                    while wire.len() <= 16 * 1024 && out.next_small_send() {
+                    while wire.len() <= SEND_JOIN_MAX && out.next_small_send() {
                         if let Some(Action::Send { wire: more, shown }) = out.pop() {
                             if lines {
                                 obs.status(&format!("C: {shown}"));

@@ -23,7 +23,7 @@ pub struct Outbox(VecDeque<Action>);
 
 /// Consecutive commands up to this size go out in one write (one TCP
 /// segment, one TLS record); larger ones, such as upload bodies, alone.
-const SEND_JOIN_MAX: usize = 16 * 1024;
+pub const SEND_JOIN_MAX: usize = 16 * 1024;
 
 impl Outbox {
     pub fn push(&mut self, a: Action) {
@@ -35,8 +35,8 @@ impl Outbox {
     pub fn pop(&mut self) -> Option<Action> {
         self.0.pop_front()
     }
-    /// The next action's wire bytes, if it is a small Send (one that may
-    /// join the write before it).
+    /// Whether the next action is a small Send (one that may join the
+    /// write before it).
     pub fn next_small_send(&self) -> bool {
         matches!(self.0.front(), Some(Action::Send { wire, .. }) if wire.len() <= SEND_JOIN_MAX)
     }

@@ -119,22 +119,27 @@ fn to_ascii(h: &str) -> Option<String> {
     idna::domain_to_ascii(h).ok()
 }
 
+/// An RFC 1123 name without a trailing dot: labels of 1 to 63 letters,
+/// digits and `-` (not first or last), 253 bytes in all; `underscore`
+/// also lets `_` through, as resolvers do.
+pub fn is_dns_name(h: &str, underscore: bool) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || (underscore && b == b'_'))
+        })
+}
+
 /// RFC 1123 host names (underscores tolerated, as resolvers do).
 fn valid_name(h: &str) -> Option<String> {
     let h = h.strip_suffix('.').unwrap_or(h);
-    if h.is_empty() || h.len() > 253 {
-        return None;
-    }
-    let ok = h.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    });
-    ok.then(|| h.to_ascii_lowercase())
+    is_dns_name(h, true).then(|| h.to_ascii_lowercase())
 }
 
 /// Resolves the address within the deadline (configured overrides first).

@@ -314,7 +314,16 @@ impl Connection {
     fn wait_parked(&self, deadline: Option<Instant>) -> Result<bool, MailError> {
         // A ping left from before is stale; one that comes after parking is not.
         while self.pings.try_recv().is_ok() {}
-        self.io.park(self.id, &mut self.shared.lock());
+        let parked = {
+            let mut core = self.shared.lock();
+            self.io.park(self.id, &mut core);
+            core.is_parked()
+        };
+        if !parked {
+            // The I/O thread could not take it (epoll refused): keep polling here.
+            let mut fds = [pollfd(self.fd, libc::POLLIN)];
+            return poll_fds(&mut fds, deadline, &self.cancel);
+        }
         let deadline = deadline
             .map(crossbeam_channel::at)
             .unwrap_or_else(crossbeam_channel::never);

@@ -142,6 +142,11 @@ impl Core {
         }
     }
 
+    /// Registered with the I/O thread.
+    pub fn is_parked(&self) -> bool {
+        self.registered
+    }
+
     pub fn out_pending(&self) -> bool {
         self.out_pos < self.out.len()
     }
