@@ -135,8 +135,11 @@ impl Fragmentizer {
                     }
                     if self.buf.len() < literal_end {
                         if self.literal.is_none() {
-                            // Room for the whole literal once, instead of doubling.
-                            self.buf.reserve_exact(literal_end - self.buf.len());
+                            // Room for the whole literal once, instead of doubling,
+                            // and for the reply's tail, so no read grows it again.
+                            self.buf
+                                .reserve_exact(literal_end - self.buf.len() + LITERAL_TAIL_ROOM);
+                            advise_huge_pages(&mut self.buf);
                         }
                         self.literal = Some((line_end, size));
                         return Ok(None);
@@ -167,6 +170,31 @@ impl Fragmentizer {
                 }
             }
         }
+    }
+}
+
+/// Room kept after a literal for the rest of its response (`)`, the tagged
+/// reply): reads fill spare room before asking for more (see reactor.rs).
+pub const LITERAL_TAIL_ROOM: usize = 64 * 1024;
+
+/// Literal buffers from this size on are worth backing with huge pages.
+const HUGE_PAGE_MIN: usize = 4 * 1024 * 1024;
+
+/// Asks the kernel for transparent huge pages under a large literal's
+/// buffer: a 50 MB body then takes ~25 page faults instead of ~12,800, which
+/// on a VM is most of the kernel time of a fetch. Only a hint; no effect
+/// where THP is off.
+fn advise_huge_pages(buf: &mut Vec<u8>) {
+    #[cfg(target_os = "linux")]
+    if buf.capacity() >= HUGE_PAGE_MIN {
+        const PAGE: usize = 4096;
+        let start = buf.as_mut_ptr() as usize;
+        let end = start + buf.capacity();
+        let aligned = start.div_ceil(PAGE) * PAGE;
+        let len = (end - aligned) / PAGE * PAGE;
+        // SAFETY: the range lies inside the Vec's own allocation; madvise
+        // with MADV_HUGEPAGE changes no contents, only how pages are backed.
+        unsafe { libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
     }
 }
 
@@ -454,6 +482,19 @@ mod tests {
             b"* 1 FETCH (BODY[] {5}\r\nab\r\nc)\r\n"
         );
         assert_eq!(f.next_frame().unwrap().unwrap(), b"* OK x\r\n");
+    }
+
+    #[test]
+    fn a_literal_is_given_room_once_with_its_tail() {
+        let mut f = frag();
+        f.push(b"* 1 FETCH (BODY[] {900}\r\n");
+        assert_eq!(f.next_frame().unwrap(), None);
+        let room = f.buf.capacity();
+        assert!(room >= f.buf.len() + 900 + LITERAL_TAIL_ROOM);
+        f.push(&[b'x'; 900]);
+        f.push(b")\r\na1 OK done\r\n");
+        assert_eq!(f.buf.capacity(), room, "the tail must not regrow the body");
+        assert_eq!(f.next_frame().unwrap().unwrap().len(), 25 + 900 + 3);
     }
 
     #[test]

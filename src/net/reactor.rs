@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 pub const INBOUND_CAP: usize = 4 * 1024 * 1024;
 /// One read's size.
 pub const READ_CHUNK: usize = 64 * 1024;
+/// Spare room below which a read grows its buffer rather than filling it.
+const READ_MIN: usize = 16 * 1024;
 
 extern "C" {
     // libssl (OpenSSL 1.1.0 and later): bytes read ahead or decrypted, not yet taken.
@@ -47,7 +49,12 @@ impl Stream {
 
     /// Reads into `buf`'s spare capacity (no zeroing first): up to `want` bytes.
     fn read_spare(&mut self, buf: &mut Vec<u8>, want: usize) -> io::Result<usize> {
-        buf.reserve(want);
+        // Fill room already there first: growing a buffer sized for a large
+        // literal would double it and copy the body.
+        if buf.capacity() - buf.len() < want.min(READ_MIN) {
+            buf.reserve(want);
+        }
+        let want = want.min(buf.capacity() - buf.len());
         let spare = &mut buf.spare_capacity_mut()[..want];
         let n = match self {
             Stream::Plain(s) => {
