@@ -3,6 +3,7 @@
 
 mod support;
 
+use plugin_abi::host::HostValue;
 use std::time::{Duration, Instant};
 use support::scripted::{Peer, Scripted};
 use support::*;
@@ -53,6 +54,51 @@ fn silent_server_times_out_within_the_configured_time() {
     let t0 = Instant::now();
     assert_eq!(env().plugin.call("IMAPNoOp", &mut [i(sock)]).code(), -522);
     assert!(t0.elapsed() < Duration::from_millis(3000));
+    assert_eq!(disconnect(sock).code(), 0);
+
+    // A large literal that trickles, slower than the bulk read's low-water
+    // mark, for longer than the timeout: data keeps flowing, so no timeout.
+    const SIZE: usize = 2 * 1024 * 1024;
+    let srv = Scripted::start(|p: &mut Peer| {
+        p.send("* OK [CAPABILITY IMAP4rev1] hi\r\n");
+        while let Some(l) = p.line() {
+            let (tag, verb) = l.split_once(' ').unwrap_or((&l, ""));
+            let verb = verb.to_ascii_uppercase();
+            if verb.starts_with("SELECT") {
+                p.send(&format!("* 1 EXISTS\r\n{tag} OK [READ-WRITE] selected\r\n"));
+            } else if verb.contains("FETCH") {
+                p.send(&format!("* 1 FETCH (UID 7 BODY[] {{{SIZE}}}\r\n"));
+                let chunk = "x".repeat(100);
+                for _ in 0..10 {
+                    p.send(&chunk);
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                p.send(&"y".repeat(SIZE - 1000));
+                p.send(&format!(")\r\n{tag} OK done\r\n"));
+            } else if verb.starts_with("LOGOUT") {
+                p.send(&format!("* BYE bye\r\n{tag} OK done\r\n"));
+                break;
+            } else {
+                p.send(&format!("{tag} OK done\r\n"));
+            }
+        }
+    });
+    let (o, _) = connect(&local(srv.port), "u", "pw", 0, true);
+    let sock = o.code();
+    assert!(sock > 0);
+    let sel = env()
+        .plugin
+        .call("IMAPSelectMailbox", &mut [i(sock), s("INBOX")]);
+    assert_eq!(sel.code(), 0);
+    let mut a = [i(sock), i(7), HostValue::Binary(vec![])];
+    let t0 = Instant::now();
+    let o = env().plugin.call("IMAPRecvMessage", &mut a);
+    assert_eq!(o.code(), 0, "{}", env().plugin.last_error());
+    assert!(t0.elapsed() >= Duration::from_millis(2900));
+    match &a[2] {
+        HostValue::Binary(b) => assert_eq!(b.len(), SIZE),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(disconnect(sock).code(), 0);
 
     assert_eq!(set_timeout(-1), -1132);

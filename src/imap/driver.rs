@@ -34,6 +34,9 @@ pub trait Transport {
     /// (bytes injected before the handshake). Returns a milestone text.
     fn start_tls(&mut self, consumed: u64, deadline: Option<Instant>) -> Result<String, MailError>;
     fn now(&self) -> Instant;
+    /// At least `remaining` more bytes are surely on their way (the rest of
+    /// a literal): the transport may wait for larger batches. 0 = none.
+    fn expect_bulk(&mut self, _remaining: u64) {}
     /// A command ended: the transport may hand the socket to the I/O
     /// thread until the next one.
     fn idle(&mut self) {}
@@ -224,6 +227,7 @@ fn run_inner<O: Operation>(
             )));
         }
         let deadline = op.poll_timeout().or(s.clock.deadline());
+        t.expect_bulk(frag.literal_progress().map_or(0, |(got, size)| size - got));
         match frag.fill(|buf| t.recv_into(buf, deadline)) {
             Ok(Some(_)) => {
                 s.clock.touch(t.now());
