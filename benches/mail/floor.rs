@@ -168,6 +168,72 @@ impl Floor {
     }
 }
 
+impl Floor {
+    /// The fetch floor: implicit TLS, CRAM-MD5, SELECT, then `UID FETCH uid
+    /// (BODY.PEEK[])` read into one reused 256 KiB buffer and thrown away.
+    /// Returns (seconds from the FETCH to its tagged OK, literal bytes):
+    /// how fast the server can send, with no client work to speak of.
+    pub fn fetch_discard(
+        &self,
+        addr: &str,
+        tls_name: &str,
+        user: &str,
+        pass: &str,
+        mailbox: &str,
+        uid: u32,
+    ) -> std::io::Result<(f64, usize)> {
+        let tcp = TcpStream::connect(addr)?;
+        tcp.set_nodelay(true)?;
+        let mut c = Conn {
+            s: self.handshake(tcp, tls_name, false)?,
+            buf: Vec::with_capacity(4096),
+            start: 0,
+        };
+        c.line()?;
+        c.s.write_flight(b"F1 AUTHENTICATE CRAM-MD5\r\n")?;
+        let ch = c.line()?;
+        let ch = ch.strip_prefix("+ ").unwrap_or("").trim().to_string();
+        let mut out = cram_md5(user, pass, &ch).into_bytes();
+        out.extend_from_slice(b"\r\n");
+        c.s.write_flight(&out)?;
+        let ok = c.tagged("F1")?;
+        if !ok.starts_with("F1 OK") {
+            return Err(std::io::Error::other(format!("login: {ok}")));
+        }
+        c.s.write_flight(format!("F2 SELECT {}\r\n", quote(mailbox)).as_bytes())?;
+        c.tagged("F2")?;
+        let t0 = std::time::Instant::now();
+        c.s.write_flight(format!("F3 UID FETCH {uid} (BODY.PEEK[])\r\n").as_bytes())?;
+        let head = c.line()?;
+        let size: usize = head
+            .rsplit_once('{')
+            .and_then(|(_, n)| n.strip_suffix('}'))
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("no literal: {head}")))?;
+        let buffered = (c.buf.len() - c.start).min(size);
+        c.start += buffered;
+        let mut left = size - buffered;
+        let mut chunk = vec![0u8; 256 * 1024];
+        while left > 0 {
+            let n = c.s.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::Error::other("server closed the connection"));
+            }
+            let body = n.min(left);
+            left -= body;
+            c.buf.extend_from_slice(&chunk[body..n]);
+        }
+        let ok = c.tagged("F3")?;
+        let secs = t0.elapsed().as_secs_f64();
+        if !ok.starts_with("F3 OK") {
+            return Err(std::io::Error::other(format!("fetch: {ok}")));
+        }
+        c.s.write_flight(b"F4 LOGOUT\r\n")?;
+        c.tagged("F4")?;
+        Ok((secs, size))
+    }
+}
+
 struct Conn {
     s: Stream,
     buf: Vec<u8>,
