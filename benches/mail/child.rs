@@ -47,15 +47,31 @@ pub fn run(args: &[String]) {
             &a(5),
             &a(6),
         ),
-        // loop SERVER USER PASS SECURE N: connects and disconnects, for
-        // profiling (perf record -g .../mail-* --child loop ...).
+        // loop SERVER USER PASS SECURE N [fresh]: connects and disconnects,
+        // for profiling (perf record -g .../mail-* --child loop ...). With
+        // `fresh`, each connect uses a new name (a full TLS handshake), as
+        // row 1 does.
         "loop" => {
             let mx = Mx::load();
             let n: usize = a(5).parse().unwrap();
+            let fresh = a(6) == "fresh";
+            let port = a(1)
+                .rsplit_once(':')
+                .map(|(_, p)| p.to_string())
+                .unwrap_or_default();
+            let servers: Vec<String> = if fresh {
+                let names: Vec<String> =
+                    (0..n).map(|k| format!("h{k}.bench.test:{port}")).collect();
+                let table: Vec<String> = names.iter().map(|h| format!("{h}=127.0.0.1")).collect();
+                assert_eq!(mx.set_config("resolve", &table.join(";")), 0);
+                names
+            } else {
+                vec![a(1); n]
+            };
             let c0 = cpu_self();
             let t0 = Instant::now();
-            for _ in 0..n {
-                let (sock, st) = mx.connect(&a(1), &a(2), &a(3), a(4).parse().unwrap(), false);
+            for server in &servers {
+                let (sock, st) = mx.connect(server, &a(2), &a(3), a(4).parse().unwrap(), false);
                 assert!(sock > 0, "connect {sock}: {} {st}", mx.last_error());
                 mx.disconnect(sock);
             }
@@ -64,9 +80,14 @@ pub fn run(args: &[String]) {
                 json!({"n": n, "secs": t0.elapsed().as_secs_f64(), "cpu": cpu_self() - c0})
             );
         }
-        // floorloop SERVER USER PASS N: the floor client's plaintext
-        // CRAM-MD5 loop, to profile beside `loop`.
+        // floorloop SERVER USER PASS N [SECURE]: the floor client's CRAM-MD5
+        // loop (plaintext, 1 implicit TLS, 2 STARTTLS), to profile beside `loop`.
         "floorloop" => {
+            let security = match a(5).as_str() {
+                "1" => crate::floor::Security::Implicit,
+                "2" => crate::floor::Security::StartTls,
+                _ => crate::floor::Security::Plain,
+            };
             let ca = std::path::PathBuf::from(std::env::var("MAILEXT_CACERTS").unwrap_or_default())
                 .join("bench-ca.pem");
             let floor = crate::floor::Floor::new(&ca);
@@ -78,7 +99,7 @@ pub fn run(args: &[String]) {
                     .session(
                         &a(1),
                         "localhost",
-                        crate::floor::Security::Plain,
+                        security,
                         crate::floor::Mech::CramMd5,
                         &a(2),
                         &a(3),
