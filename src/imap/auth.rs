@@ -15,11 +15,14 @@ pub fn cram_md5_response(
     let challenge = base64::decode_block(challenge_b64.trim())
         .map_err(|_| "challenge is not base64".to_string())?;
     let digest = hmac_md5(password.as_bytes(), &challenge)?;
-    let hex: String = digest
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
-    Ok(base64::encode_block(format!("{username} {hex}").as_bytes()))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut plain = Vec::with_capacity(username.len() + 1 + 2 * digest.len());
+    plain.extend_from_slice(username.as_bytes());
+    plain.push(b' ');
+    for b in &digest {
+        plain.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+    }
+    Ok(base64::encode_block(&plain))
 }
 
 /// HMAC-MD5 (RFC 2104) written out, because OpenSSL 3's HMAC key refuses

@@ -233,10 +233,52 @@ pub enum StatusKind {
     Bye,
 }
 
+/// A capability list kept as one upper-cased string of names separated by
+/// single spaces: one allocation however long the list (Dovecot sends ~25
+/// names, twice per login; a Vec of Strings cost ~50 allocations).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities(String);
+
+impl Capabilities {
+    pub fn parse(text: &str) -> Capabilities {
+        let mut c = Capabilities(String::with_capacity(text.len()));
+        c.extend(text);
+        c
+    }
+
+    /// Adds the names in `text` (servers may split a list over lines).
+    pub fn extend(&mut self, text: &str) {
+        for name in text.split_ascii_whitespace() {
+            if !self.0.is_empty() {
+                self.0.push(' ');
+            }
+            let from = self.0.len();
+            self.0.push_str(name);
+            self.0[from..].make_ascii_uppercase();
+        }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.iter().any(|c| c.eq_ignore_ascii_case(name))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.split(' ').filter(|c| !c.is_empty())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// A bracketed response code (RFC 3501 7.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Code {
-    Capability(Vec<String>),
+    Capability(Capabilities),
     Alert,
     Other(String, Option<String>),
 }
@@ -253,7 +295,7 @@ pub enum Response {
         text: String,
     },
     /// `* CAPABILITY ...`
-    Capability(Vec<String>),
+    Capability(Capabilities),
     /// `* n EXISTS`, `* n RECENT`, `* n EXPUNGE`.
     Exists(u32),
     Recent(u32),
@@ -299,8 +341,9 @@ pub fn decode_owned(mut frame: Vec<u8>) -> Result<Response, DecodeError> {
     if first.contains(&0) {
         return Err(DecodeError("NUL byte in response".into()));
     }
-    let text = String::from_utf8_lossy(first).into_owned();
-    let text = text.as_str();
+    // Borrowed unless the line is not UTF-8: no copy of every line.
+    let line = String::from_utf8_lossy(first);
+    let text: &str = &line;
     if let Some(rest) = text.strip_prefix('+') {
         return Ok(Response::Continuation(
             rest.strip_prefix(' ').unwrap_or(rest).to_string(),
@@ -336,9 +379,7 @@ pub fn decode_owned(mut frame: Vec<u8>) -> Result<Response, DecodeError> {
         )));
     }
     if word.eq_ignore_ascii_case("CAPABILITY") {
-        return Ok(Response::Capability(
-            after.split_ascii_whitespace().map(str::to_string).collect(),
-        ));
+        return Ok(Response::Capability(Capabilities::parse(after)));
     }
     if let Ok(n) = word.parse::<u32>() {
         let kw = after.split(' ').next().unwrap_or("");
@@ -360,6 +401,7 @@ pub fn decode_owned(mut frame: Vec<u8>) -> Result<Response, DecodeError> {
             short(text)
         )));
     }
+    drop(line);
     frame.drain(..2);
     Ok(Response::Other(frame))
 }
@@ -397,12 +439,7 @@ fn split_code(after: &str) -> Result<(Option<Code>, String), DecodeError> {
         None => (body, None),
     };
     let code = match name.to_ascii_uppercase().as_str() {
-        "CAPABILITY" => Code::Capability(
-            arg.unwrap_or("")
-                .split_ascii_whitespace()
-                .map(str::to_string)
-                .collect(),
-        ),
+        "CAPABILITY" => Code::Capability(Capabilities::parse(arg.unwrap_or(""))),
         "ALERT" => Code::Alert,
         _ => Code::Other(name.to_string(), arg.map(str::to_string)),
     };
@@ -498,6 +535,24 @@ mod tests {
     }
 
     #[test]
+    fn capabilities_are_one_upper_cased_list() {
+        let mut c = Capabilities::parse("  imap4rev1\tAuth=CRAM-MD5  IDLE ");
+        assert_eq!(
+            c.iter().collect::<Vec<_>>(),
+            ["IMAP4REV1", "AUTH=CRAM-MD5", "IDLE"]
+        );
+        assert!(c.has("auth=cram-md5") && !c.has("AUTH=CRAM") && !c.has(""));
+        c.extend("literal+");
+        assert!(c.has("LITERAL+"));
+        assert_eq!(
+            c,
+            Capabilities::parse("IMAP4REV1 AUTH=CRAM-MD5 IDLE LITERAL+")
+        );
+        c.clear();
+        assert!(c.is_empty() && c.iter().next().is_none() && !c.has("IDLE"));
+    }
+
+    #[test]
     fn chained_literals_cannot_exceed_the_frame_cap() {
         let mut f = frag();
         for _ in 0..3 {
@@ -543,10 +598,9 @@ mod tests {
             Response::Status {
                 tag: None,
                 kind: StatusKind::Ok,
-                code: Some(Code::Capability(vec![
-                    "IMAP4rev1".into(),
-                    "AUTH=CRAM-MD5".into()
-                ])),
+                code: Some(Code::Capability(Capabilities::parse(
+                    "IMAP4REV1 AUTH=CRAM-MD5"
+                ))),
                 text: "Dovecot ready.".into()
             }
         );
@@ -565,7 +619,7 @@ mod tests {
         assert_eq!(decode(b"* 12 EXISTS\r\n").unwrap(), Response::Exists(12));
         assert_eq!(
             decode(b"* CAPABILITY IMAP4rev1 STARTTLS\r\n").unwrap(),
-            Response::Capability(vec!["IMAP4rev1".into(), "STARTTLS".into()])
+            Response::Capability(Capabilities::parse("imap4rev1  STARTTLS"))
         );
     }
 

@@ -312,7 +312,7 @@ mod tests {
     fn session() -> ImapSession {
         let mut s = ImapSession::new(Duration::from_secs(30));
         s.phase = Phase::Authenticated;
-        s.set_caps(&["IMAP4rev1".into(), "IDLE".into()]);
+        s.caps = super::super::codec::Capabilities::parse("IMAP4rev1 IDLE");
         s
     }
 

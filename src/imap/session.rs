@@ -2,7 +2,7 @@
 //! the machinery every command shares. No I/O happens here: operations take
 //! decoded responses and the current time, and queue `Action`s for a driver.
 
-use super::codec::{encode_string, Code, Response, StatusKind, Wire};
+use super::codec::{encode_string, Capabilities, Code, Response, StatusKind, Wire};
 use crate::error::MailError;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -99,8 +99,8 @@ impl WaitClock {
 #[derive(Debug)]
 pub struct ImapSession {
     next_tag: u32,
-    /// Upper-cased capability names; empty until known.
-    pub caps: Vec<String>,
+    /// Empty until known.
+    pub caps: Capabilities,
     pub tls: bool,
     pub phase: Phase,
     pub clock: WaitClock,
@@ -119,7 +119,7 @@ impl ImapSession {
     pub fn new(timeout: Duration) -> Self {
         ImapSession {
             next_tag: 1,
-            caps: Vec::new(),
+            caps: Capabilities::default(),
             tls: false,
             phase: Phase::NotAuthenticated,
             clock: WaitClock::new(timeout),
@@ -132,11 +132,7 @@ impl ImapSession {
     }
 
     pub fn has_cap(&self, name: &str) -> bool {
-        self.caps.iter().any(|c| c.eq_ignore_ascii_case(name))
-    }
-
-    pub fn set_caps(&mut self, caps: &[String]) {
-        self.caps = caps.iter().map(|c| c.to_ascii_uppercase()).collect();
+        self.caps.has(name)
     }
 
     /// Forgets everything learnt before TLS (RFC 3501 6.2.1: it may be forged).
@@ -157,16 +153,18 @@ impl ImapSession {
         match r {
             // Some servers split the list over several untagged lines.
             Response::Capability(c) if self.caps_merging => {
-                self.caps.extend(c.iter().map(|c| c.to_ascii_uppercase()));
+                for name in c.iter() {
+                    self.caps.extend(name);
+                }
             }
             Response::Capability(c) => {
-                self.set_caps(c);
+                self.caps = c.clone();
                 self.caps_merging = true;
             }
             Response::Status {
                 code: Some(Code::Capability(c)),
                 ..
-            } => self.set_caps(c),
+            } => self.caps = c.clone(),
             Response::Status { tag: Some(_), .. } => self.caps_merging = false,
             Response::Exists(n) => self.exists = Some(*n),
             Response::Recent(n) => self.recent = Some(*n),
@@ -518,7 +516,7 @@ mod tests {
     #[test]
     fn literal_plus_is_for_message_data_only() {
         let mut s = ImapSession::new(Duration::from_secs(60));
-        s.set_caps(&["LITERAL+".to_string()]);
+        s.caps = Capabilities::parse("LITERAL+");
         let mut out = Outbox::default();
         s.send(
             CommandLine::new("APPEND")
