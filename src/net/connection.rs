@@ -209,17 +209,17 @@ impl Connection {
                     continue;
                 }
                 let (s, addr) = attempts[i].take().expect("live");
+                // Writable with no error flag: connected, to the address asked
+                // for (a failed connect always raises POLLERR; SO_ERROR is
+                // read only then, for its reason).
+                if fds[k].revents & (libc::POLLERR | libc::POLLHUP) == 0 {
+                    let _ = s.set_nodelay(true);
+                    status(&format!("Connected to {addr}"));
+                    return Ok(Connection::adopt(io, s, addr, server, tls, cancel));
+                }
                 let failure = match s.take_error() {
                     Ok(Some(e)) | Err(e) => io_error(&e, &addr.to_string()),
-                    Ok(None) if fds[k].revents & (libc::POLLERR | libc::POLLHUP) != 0 => {
-                        MailError::Network(format!("{addr}: the connection failed"))
-                    }
-                    // Writable with no error: connected, to the address asked for.
-                    Ok(None) => {
-                        let _ = s.set_nodelay(true);
-                        status(&format!("Connected to {addr}"));
-                        return Ok(Connection::adopt(io, s, addr, server, tls, cancel));
-                    }
+                    Ok(None) => MailError::Network(format!("{addr}: the connection failed")),
                 };
                 note_failure(failure, &mut best, status);
                 plan.failed(i, Instant::now());
