@@ -86,7 +86,11 @@ fn update(f: impl FnOnce(&mut Defaults)) {
 /// Addresses configured for `host:port`, if any.
 pub fn resolve_override(addr: &ServerAddr) -> Option<Vec<SocketAddr>> {
     let d = DEFAULTS.read().unwrap_or_else(|p| p.into_inner());
-    let ips = d.as_ref()?.resolve.get(&addr.to_string())?;
+    let map = &d.as_ref()?.resolve;
+    if map.is_empty() {
+        return None;
+    }
+    let ips = map.get(&addr.to_string())?;
     Some(
         ips.iter()
             .map(|ip| SocketAddr::new(*ip, addr.port))

@@ -55,6 +55,10 @@ pub fn run(args: &[String]) {
             let mx = Mx::load();
             let n: usize = a(5).parse().unwrap();
             let fresh = a(6) == "fresh";
+            // For example AUTH=LOGIN, to profile another mechanism.
+            if let Ok(options) = std::env::var("MAILEXT_BENCH_OPTIONS") {
+                assert_eq!(mx.set_config("options", &options), 0);
+            }
             let port = a(1)
                 .rsplit_once(':')
                 .map(|(_, p)| p.to_string())
@@ -80,8 +84,9 @@ pub fn run(args: &[String]) {
                 json!({"n": n, "secs": t0.elapsed().as_secs_f64(), "cpu": cpu_self() - c0})
             );
         }
-        // floorloop SERVER USER PASS N [SECURE]: the floor client's CRAM-MD5
-        // loop (plaintext, 1 implicit TLS, 2 STARTTLS), to profile beside `loop`.
+        // floorloop SERVER USER PASS N [SECURE] [login]: the floor client's
+        // CRAM-MD5 (or LOGIN) loop (plaintext, 1 implicit TLS, 2 STARTTLS), to
+        // profile beside `loop`.
         "floorloop" => {
             let security = match a(5).as_str() {
                 "1" => crate::floor::Security::Implicit,
@@ -100,7 +105,11 @@ pub fn run(args: &[String]) {
                         &a(1),
                         "localhost",
                         security,
-                        crate::floor::Mech::CramMd5,
+                        if a(6) == "login" {
+                            crate::floor::Mech::Login
+                        } else {
+                            crate::floor::Mech::CramMd5
+                        },
                         &a(2),
                         &a(3),
                         false,

@@ -285,11 +285,11 @@ pub fn open_transport(
         r.tls.clone(),
         deadline,
         cancel,
-        &mut |m| obs.status(m),
+        obs,
     )?;
     let mut leftover = Vec::new();
     if let Some(proxy) = r.tunnel {
-        leftover = conn.tunnel(proxy, r.server, deadline, &mut |m| obs.status(m))?;
+        leftover = conn.tunnel(proxy, r.server, deadline, obs)?;
     }
     // TLS and certificate checks are for the mail server, also through a proxy.
     conn.host = r.server.host.clone();
@@ -319,12 +319,14 @@ pub fn connect(call: &HostCall) -> Result<Ret, MailError> {
     let mut obs =
         CommandObserver::new(call, call.list(RESPONSES))?.with_events(plan.event_proc.clone(), id);
     let r = plan.establish(&mut obs, control.cancel.receiver());
-    for e in connect_events(&plan, r.as_ref().err()) {
-        obs.event(e);
+    if obs.wants_events() {
+        for e in connect_events(&plan, r.as_ref().err()) {
+            obs.event(e);
+        }
     }
     let sock = r?;
     IMAP_SOCKETS.insert_at(id, sock, control);
-    obs.status(&format!("Socket {id} is ready"));
+    obs.status_with(&|| format!("Socket {id} is ready"));
     Ok(Ret::Socket(id))
 }
 

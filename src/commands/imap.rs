@@ -121,6 +121,6 @@ pub fn disconnect(call: &HostCall) -> Result<Ret, MailError> {
         )
     };
     s.conn.close();
-    obs.status(&format!("Socket {id} is closed"));
+    obs.status_with(&|| format!("Socket {id} is closed"));
     r.map(|_| Ret::Integer(0))
 }

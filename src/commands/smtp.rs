@@ -327,7 +327,7 @@ pub fn connect(call: &HostCall) -> Result<Ret, MailError> {
     }
     let sock = r?;
     SMTP_SOCKETS.insert_at(id, sock, control);
-    obs.status(&format!("SMTP socket {id} is ready"));
+    obs.status_with(&|| format!("SMTP socket {id} is ready"));
     Ok(Ret::Socket(id))
 }
 
@@ -407,7 +407,7 @@ pub fn disconnect(call: &HostCall) -> Result<Ret, MailError> {
         }
     };
     s.conn.close();
-    obs.status(&format!("SMTP socket {id} is closed"));
+    obs.status_with(&|| format!("SMTP socket {id} is closed"));
     r.map(|_| Ret::Integer(0))
 }
 

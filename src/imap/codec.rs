@@ -248,14 +248,14 @@ impl Capabilities {
 
     /// Adds the names in `text` (servers may split a list over lines).
     pub fn extend(&mut self, text: &str) {
+        let from = self.0.len();
         for name in text.split_ascii_whitespace() {
             if !self.0.is_empty() {
                 self.0.push(' ');
             }
-            let from = self.0.len();
             self.0.push_str(name);
-            self.0[from..].make_ascii_uppercase();
         }
+        self.0[from..].make_ascii_uppercase();
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -342,7 +342,10 @@ pub fn decode_owned(mut frame: Vec<u8>) -> Result<Response, DecodeError> {
         return Err(DecodeError("NUL byte in response".into()));
     }
     // Borrowed unless the line is not UTF-8: no copy of every line.
-    let line = String::from_utf8_lossy(first);
+    let line = match std::str::from_utf8(first) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(first),
+    };
     let text: &str = &line;
     if let Some(rest) = text.strip_prefix('+') {
         return Ok(Response::Continuation(

@@ -58,6 +58,12 @@ pub trait Observer {
     fn wants_lines(&self) -> bool {
         true
     }
+    /// A status message, built only when it goes somewhere.
+    fn status_with(&mut self, text: &dyn Fn() -> String) {
+        if self.wants_lines() {
+            self.status(&text());
+        }
+    }
     /// Whether events go anywhere (the socket has an event proc).
     fn wants_events(&self) -> bool {
         true

@@ -10,7 +10,7 @@ use super::proxy::{ProxyHandshake, ProxySpec, ProxyStep};
 use super::reactor::{Core, Io, ReadOutcome, Shared, Stream};
 use super::tls::{classify_failure, client_ssl, TlsSettings};
 use crate::error::MailError;
-use crate::imap::driver::Transport;
+use crate::imap::driver::{Observer, Transport};
 use crossbeam_channel::Receiver;
 use mio::net::TcpStream;
 use openssl::ssl::{ErrorCode, HandshakeError};
@@ -152,7 +152,7 @@ impl Connection {
         tls: TlsSettings,
         deadline: Instant,
         cancel: Receiver<()>,
-        status: &mut dyn FnMut(&str),
+        obs: &mut dyn Observer,
     ) -> Result<Connection, MailError> {
         let io = Io::global();
         let ordered = order(addrs, prefer_ipv6);
@@ -161,8 +161,8 @@ impl Connection {
         let mut attempts: Vec<Option<(TcpStream, SocketAddr)>> = Vec::new();
         let mut best: Option<MailError> = None;
         let note_failure =
-            |failure: MailError, best: &mut Option<MailError>, status: &mut dyn FnMut(&str)| {
-                status(&format!("{failure}"));
+            |failure: MailError, best: &mut Option<MailError>, obs: &mut dyn Observer| {
+                obs.status_with(&|| failure.to_string());
                 if best.as_ref().is_none_or(|b| rank(&failure) > rank(b)) {
                     *best = Some(failure);
                 }
@@ -170,12 +170,12 @@ impl Connection {
         loop {
             let wait_until = match plan.poll(Instant::now()) {
                 Action::Start(i, addr) => {
-                    status(&format!("Connecting to {server} ({addr})"));
+                    obs.status_with(&|| format!("Connecting to {server} ({addr})"));
                     attempts.resize_with(attempts.len().max(i + 1), || None);
                     match TcpStream::connect(addr) {
                         Ok(s) => attempts[i] = Some((s, addr)),
                         Err(e) => {
-                            note_failure(io_error(&e, &addr.to_string()), &mut best, status);
+                            note_failure(io_error(&e, &addr.to_string()), &mut best, obs);
                             plan.failed(i, Instant::now());
                         }
                     }
@@ -214,14 +214,14 @@ impl Connection {
                 // read only then, for its reason).
                 if fds[k].revents & (libc::POLLERR | libc::POLLHUP) == 0 {
                     let _ = s.set_nodelay(true);
-                    status(&format!("Connected to {addr}"));
+                    obs.status_with(&|| format!("Connected to {addr}"));
                     return Ok(Connection::adopt(io, s, addr, server, tls, cancel));
                 }
                 let failure = match s.take_error() {
                     Ok(Some(e)) | Err(e) => io_error(&e, &addr.to_string()),
                     Ok(None) => MailError::Network(format!("{addr}: the connection failed")),
                 };
-                note_failure(failure, &mut best, status);
+                note_failure(failure, &mut best, obs);
                 plan.failed(i, Instant::now());
             }
         }
@@ -285,9 +285,9 @@ impl Connection {
         proxy: &ProxySpec,
         target: &ServerAddr,
         deadline: Instant,
-        status: &mut dyn FnMut(&str),
+        obs: &mut dyn Observer,
     ) -> Result<Vec<u8>, MailError> {
-        status(&format!("Opening a tunnel to {target} through {proxy}"));
+        obs.status_with(&|| format!("Opening a tunnel to {target} through {proxy}"));
         let mut hs = ProxyHandshake::new(proxy, target);
         let first = hs.initial();
         self.send(&first)?;
@@ -312,7 +312,7 @@ impl Connection {
                 ProxyStep::NeedMore => {}
                 ProxyStep::Done { leftover } => {
                     self.pre_consumed = received - leftover.len() as u64;
-                    status(&format!("Tunnel to {target} open"));
+                    obs.status_with(&|| format!("Tunnel to {target} open"));
                     return Ok(leftover);
                 }
             }
