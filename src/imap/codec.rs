@@ -69,6 +69,14 @@ impl Fragmentizer {
         f(&mut self.buf)
     }
 
+    /// Frees the read buffer when it holds nothing (between commands): an
+    /// idle session keeps no read buffer, like OpenSSL's RELEASE_BUFFERS.
+    pub fn release_idle(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+        }
+    }
+
     /// Bytes received but not yet handed out as a frame.
     pub fn buffered(&self) -> usize {
         self.buf.len()
@@ -151,7 +159,13 @@ impl Fragmentizer {
                 None => {
                     // The smaller part is copied: a frame that is most of
                     // the buffer (a message body) is taken, not copied.
-                    let frame: Vec<u8> = if line_end == self.buf.len() {
+                    let frame: Vec<u8> = if line_end == self.buf.len() && line_end < TAKE_MIN {
+                        // A short reply: copied, so the read buffer is reused
+                        // instead of a fresh 64 KiB one per reply.
+                        let frame = self.buf.clone();
+                        self.buf.clear();
+                        frame
+                    } else if line_end == self.buf.len() {
                         std::mem::take(&mut self.buf)
                     } else if line_end > self.buf.len() - line_end {
                         let rest = self.buf.split_off(line_end);
@@ -172,6 +186,10 @@ impl Fragmentizer {
         }
     }
 }
+
+/// A frame that fills the buffer is taken whole from this size on, and
+/// copied out below it.
+const TAKE_MIN: usize = 16 * 1024;
 
 /// Room kept after a literal for the rest of its response (`)`, the tagged
 /// reply): reads fill spare room before asking for more (see reactor.rs).
@@ -553,6 +571,20 @@ mod tests {
         );
         c.clear();
         assert!(c.is_empty() && c.iter().next().is_none() && !c.has("IDLE"));
+    }
+
+    #[test]
+    fn short_replies_reuse_the_read_buffer_until_released() {
+        let mut f = frag();
+        f.fill(|b| {
+            b.reserve(4096);
+            b.extend_from_slice(b"a1 OK done\r\n");
+        });
+        let room = f.buf.capacity();
+        assert_eq!(f.next_frame().unwrap().unwrap(), b"a1 OK done\r\n");
+        assert_eq!(f.buf.capacity(), room, "a short reply is copied out");
+        f.release_idle();
+        assert_eq!(f.buf.capacity(), 0, "an idle session keeps no read buffer");
     }
 
     #[test]

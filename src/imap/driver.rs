@@ -93,6 +93,7 @@ pub fn run<O: Operation>(
     if s.phase != Phase::Logout {
         t.idle();
     }
+    frag.release_idle();
     s.clock.stop();
     if let Err(e) = &r {
         let clean = clean_cancel && matches!(e, MailError::Cancelled(_));
