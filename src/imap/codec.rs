@@ -267,11 +267,24 @@ impl Capabilities {
     /// Adds the names in `text` (servers may split a list over lines).
     pub fn extend(&mut self, text: &str) {
         let from = self.0.len();
-        for name in text.split_ascii_whitespace() {
-            if !self.0.is_empty() {
+        let trimmed = text.trim_matches(' ');
+        let single_spaced = !trimmed.contains("  ")
+            && !trimmed
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() && b != b' ');
+        if single_spaced {
+            // The usual shape: copied as it is.
+            if !self.0.is_empty() && !trimmed.is_empty() {
                 self.0.push(' ');
             }
-            self.0.push_str(name);
+            self.0.push_str(trimmed);
+        } else {
+            for name in text.split_ascii_whitespace() {
+                if !self.0.is_empty() {
+                    self.0.push(' ');
+                }
+                self.0.push_str(name);
+            }
         }
         self.0[from..].make_ascii_uppercase();
     }

@@ -202,7 +202,7 @@ fn run_inner<O: Operation>(
                         format!("{tag} {word} {text}"),
                     ));
                 }
-                s.now = t.now();
+                // s.now is the time this batch of input arrived.
                 step = op.on_response(s, r, &mut out);
                 continue;
             }
@@ -237,7 +237,8 @@ fn run_inner<O: Operation>(
         t.expect_bulk(frag.literal_progress().map_or(0, |(got, size)| size - got));
         match frag.fill(|buf| t.recv_into(buf, deadline)) {
             Ok(Some(_)) => {
-                s.clock.touch(t.now());
+                s.now = t.now();
+                s.clock.touch(s.now);
                 progress.update(frag.literal_progress(), obs);
             }
             Ok(None) => {}

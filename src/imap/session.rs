@@ -182,8 +182,12 @@ impl ImapSession {
             |len: usize| self.has_cap("LITERAL+") || (self.has_cap("LITERAL-") && len <= 4096);
         let mut chunks: VecDeque<(Vec<u8>, String)> = VecDeque::new();
         let mut nonsync_literal = false;
-        let mut wire = format!("{tag} ").into_bytes();
-        let mut shown = format!("{tag} ");
+        let mut wire = Vec::with_capacity(64);
+        wire.extend_from_slice(tag.as_bytes());
+        wire.push(b' ');
+        let mut shown = String::with_capacity(64);
+        shown.push_str(&tag);
+        shown.push(' ');
         for part in cmd.parts {
             match part {
                 Part::Text { wire: w, shown: s } => {
@@ -252,28 +256,35 @@ pub struct CommandLine {
 
 impl CommandLine {
     pub fn new(verb: &str) -> Self {
-        CommandLine {
-            parts: vec![Part::Text {
-                wire: verb.into(),
-                shown: verb.into(),
-            }],
+        let mut line = CommandLine {
+            parts: Vec::with_capacity(2),
+        };
+        line.text(verb, verb);
+        line
+    }
+    /// Appends text, to the last part when that is text too: a command of
+    /// many arguments stays one pair of strings, not two per argument.
+    fn text(&mut self, wire: &str, shown: &str) {
+        if let Some(Part::Text { wire: w, shown: s }) = self.parts.last_mut() {
+            w.push_str(wire);
+            s.push_str(shown);
+        } else {
+            self.parts.push(Part::Text {
+                wire: wire.into(),
+                shown: shown.into(),
+            });
         }
     }
     /// A word sent as is (atoms, mechanism names).
     pub fn atom(mut self, a: &str) -> Self {
-        self.parts.push(Part::Text {
-            wire: format!(" {a}"),
-            shown: format!(" {a}"),
-        });
+        self.text(" ", " ");
+        self.text(a, a);
         self
     }
     /// Bytes sent as a literal (message data), shown by their size.
     pub fn literal(mut self, bytes: Vec<u8>) -> Self {
         let shown = format!("<{} bytes>", bytes.len());
-        self.parts.push(Part::Text {
-            wire: " ".into(),
-            shown: " ".into(),
-        });
+        self.text(" ", " ");
         self.parts.push(Part::Literal {
             bytes,
             shown,
@@ -283,69 +294,42 @@ impl CommandLine {
     }
     /// A SASL initial response (RFC 4959): sent as is, shown as `<redacted>`.
     pub fn secret_atom(mut self, a: &str) -> Self {
-        self.parts.push(Part::Text {
-            wire: format!(" {a}"),
-            shown: " <redacted>".into(),
-        });
+        self.text(" ", " ");
+        self.text(a, "<redacted>");
         self
     }
     /// Text sent as is, already in IMAP syntax (lists, numbers, sequence sets).
-    pub fn raw(mut self, text: &str) -> Self {
-        self.parts.push(Part::Text {
-            wire: format!(" {text}"),
-            shown: format!(" {text}"),
-        });
-        self
+    pub fn raw(self, text: &str) -> Self {
+        self.atom(text)
     }
     /// A string argument, quoted or literal as needed, shown as sent.
     pub fn string(self, s: &str) -> Self {
-        self.string_shown(s, None)
+        self.string_shown(s, None, true)
     }
     /// A word, after a space or glued to what precedes it (`(` and `)`).
     pub fn word(mut self, w: &str, space: bool) -> Self {
-        let t = if space {
-            format!(" {w}")
-        } else {
-            w.to_string()
-        };
-        self.parts.push(Part::Text {
-            wire: t.clone(),
-            shown: t,
-        });
+        if space {
+            self.text(" ", " ");
+        }
+        self.text(w, w);
         self
     }
     /// A string, after a space or glued (right after `(`).
     pub fn string_spaced(self, s: &str, space: bool) -> Self {
-        if space {
-            return self.string(s);
-        }
-        let mut line = self.string(s);
-        // string() put a separating space first; drop it.
-        if let Some(pos) = line
-            .parts
-            .iter()
-            .rposition(|p| matches!(p, Part::Text { wire, .. } if wire == " "))
-        {
-            line.parts.remove(pos);
-        }
-        line
+        self.string_shown(s, None, space)
     }
     /// A secret string argument: sent like `string`, shown as `<redacted>`.
     pub fn secret(self, s: &str) -> Self {
-        self.string_shown(s, Some("<redacted>"))
+        self.string_shown(s, Some("<redacted>"), true)
     }
-    fn string_shown(mut self, s: &str, mask: Option<&str>) -> Self {
-        self.parts.push(Part::Text {
-            wire: " ".into(),
-            shown: " ".into(),
-        });
+    fn string_shown(mut self, s: &str, mask: Option<&str>, space: bool) -> Self {
+        if space {
+            self.text(" ", " ");
+        }
         match encode_string(s) {
-            Wire::Quoted(q) => {
-                let shown = mask.map(str::to_string).unwrap_or_else(|| q.clone());
-                self.parts.push(Part::Text { wire: q, shown });
-            }
+            Wire::Quoted(q) => self.text(&q, mask.unwrap_or(&q)),
             Wire::Literal(bytes) => {
-                let shown = mask.map(str::to_string).unwrap_or_else(|| s.to_string());
+                let shown = mask.unwrap_or(s).to_string();
                 self.parts.push(Part::Literal {
                     bytes,
                     shown,
