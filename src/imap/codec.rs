@@ -100,10 +100,8 @@ impl Fragmentizer {
             // in many pieces and must not be rescanned each time.
             let from = self.scanned.max(self.segment_start);
             let seg = &self.buf[self.segment_start..];
-            let Some(nl) = self.buf[from..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map(|p| p + from - self.segment_start)
+            let Some(nl) =
+                memchr::memchr(b'\n', &self.buf[from..]).map(|p| p + from - self.segment_start)
             else {
                 self.scanned = self.buf.len();
                 if seg.len() > self.limits.max_line {
@@ -363,10 +361,7 @@ pub fn decode_owned(mut frame: Vec<u8>) -> Result<Response, DecodeError> {
     if frame.last() == Some(&b'\r') {
         frame.pop();
     }
-    let first_end = frame
-        .iter()
-        .position(|&b| b == b'\n')
-        .unwrap_or(frame.len());
+    let first_end = memchr::memchr(b'\n', &frame).unwrap_or(frame.len());
     let first = &frame[..first_end];
     // NUL is never valid in response text; inside a literal it is data (BINARY).
     if first.contains(&0) {

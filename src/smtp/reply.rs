@@ -66,7 +66,7 @@ impl ReplyReader {
     /// The next whole reply, if one has arrived.
     pub fn next_reply(&mut self) -> Result<Option<Reply>, MailError> {
         loop {
-            let Some(nl) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') else {
+            let Some(nl) = memchr::memchr(b'\n', &self.buf[self.scanned..]) else {
                 self.scanned = self.buf.len();
                 if self.buf.len() > MAX_LINE {
                     return Err(MailError::LineTooLong(format!(
