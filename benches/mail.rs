@@ -975,6 +975,14 @@ fn mail_movement(b: &mut Bench) {
         let mut res: Vec<(&str, Result<Vec<Move>, String>)> = Vec::new();
         let (mut mine, mut py, mut cu, mut fl) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut err_mine, mut err_py, mut err_cu, mut err_fl) = (None, None, None, None);
+        let (mut ck, mut err_ck) = (Vec::new(), None);
+        let shm = std::path::Path::new("/dev/shm");
+        let kept_file = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        }
+        .join(format!("mailext-bench-{}.eml", std::process::id()));
         let url = if kind == "fetch" {
             format!("imaps://127.0.0.1:{port}/{mailbox};UID=1")
         } else {
@@ -1047,6 +1055,25 @@ fn mail_movement(b: &mut Bench) {
                 Err(e) => err_cu = Some(e),
             }
             if kind == "fetch" {
+                // curl keeping the message, as IMAPRecvMessage and imaplib
+                // do: a file in RAM (tmpfs), so memory is written, not a disk.
+                let mut keep = args.clone();
+                let at = keep
+                    .iter()
+                    .position(|a| a == "/dev/null")
+                    .expect("-o /dev/null");
+                keep[at] = kept_file.display().to_string();
+                match b.curl_run(&keep) {
+                    Ok(m) => ck.push((
+                        m.wall,
+                        m.stdout.trim().parse::<f64>().unwrap_or(f64::NAN) as usize,
+                        m.maxrss_kib as f64,
+                        f64::NAN,
+                        m.cpu,
+                    )),
+                    Err(e) => err_ck = Some(e),
+                }
+                let _ = std::fs::remove_file(&kept_file);
                 let c0 = cpu_self();
                 match b
                     .floor
@@ -1061,6 +1088,7 @@ fn mail_movement(b: &mut Bench) {
         res.push(("imaplib", err_py.map(Err).unwrap_or(Ok(py))));
         res.push(("curl", err_cu.map(Err).unwrap_or(Ok(cu))));
         if kind == "fetch" {
+            res.push(("curl, kept", err_ck.map(Err).unwrap_or(Ok(ck))));
             res.push(("floor", err_fl.map(Err).unwrap_or(Ok(fl))));
         }
         let med =
@@ -1103,6 +1131,9 @@ fn mail_movement(b: &mut Bench) {
                     }
                     if *client == "curl" {
                         note.push_str(", to /dev/null; time includes process start");
+                    }
+                    if *client == "curl, kept" {
+                        note.push_str(", to a file on tmpfs; time includes process start");
                     }
                     note.push_str(&format!(", CPU {}", ms(cpu)));
                     if kind == "fetch" && size != msg_size && *client != "imaplib" {

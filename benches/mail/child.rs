@@ -38,6 +38,27 @@ pub fn run(args: &[String]) {
                        "hwm_before_kib": hwm_before, "hwm_kib": hwm})
             );
         }
+        // floorfetch SERVER USER PASS MAILBOX UID: the floor's fetch (row 5).
+        "floorfetch" => {
+            let ca = std::path::PathBuf::from(std::env::var("MAILEXT_CACERTS").unwrap_or_default())
+                .join("bench-ca.pem");
+            let floor = crate::floor::Floor::new(&ca);
+            let c0 = cpu_self();
+            let (secs, size) = floor
+                .fetch_discard(
+                    &a(1),
+                    "127.0.0.1",
+                    &a(2),
+                    &a(3),
+                    &a(4),
+                    a(5).parse().unwrap(),
+                )
+                .unwrap();
+            println!(
+                "{}",
+                json!({"secs": secs, "size": size, "cpu": cpu_self() - c0})
+            );
+        }
         // scale SERVER SECURE LEVELS(1000,10000) THREADS PASS USERS(u1,u2,..)
         "scale" => scale(
             &a(1),
