@@ -26,6 +26,8 @@ pub const INBOUND_CAP: usize = 4 * 1024 * 1024;
 pub const READ_CHUNK: usize = 64 * 1024;
 /// Spare room below which a read grows its buffer rather than filling it.
 const READ_MIN: usize = 16 * 1024;
+/// From this capacity on a read buffer is not grown in the middle of a batch.
+const LARGE_BUFFER: usize = 1024 * 1024;
 
 extern "C" {
     // libssl (OpenSSL 1.1.0 and later): bytes read ahead or decrypted, not yet taken.
@@ -47,8 +49,9 @@ impl Stream {
         }
     }
 
-    /// Reads into `buf`'s spare capacity (no zeroing first): up to `want` bytes.
-    fn read_spare(&mut self, buf: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+    /// Reads into `buf`'s spare capacity (no zeroing first): up to `want`
+    /// bytes. Returns (bytes read, bytes asked for after clamping to the room).
+    fn read_spare(&mut self, buf: &mut Vec<u8>, want: usize) -> io::Result<(usize, usize)> {
         // Fill room already there first: growing a buffer sized for a large
         // literal would double it and copy the body.
         if buf.capacity() - buf.len() < want.min(READ_MIN) {
@@ -71,7 +74,7 @@ impl Stream {
         };
         // SAFETY: the read initialised the first n bytes of the spare capacity.
         unsafe { buf.set_len(buf.len() + n) };
-        Ok(n)
+        Ok((n, want))
     }
 
     /// Whether a short read means the socket is drained for now: true for
@@ -210,14 +213,20 @@ impl Core {
     ) -> io::Result<ReadOutcome> {
         let mut got = false;
         while into.len() < limit {
+            // A large buffer (a literal's) that is nearly full goes back to
+            // the fragmentizer first: it splits the body off, where growing
+            // here would double the buffer and copy the body.
+            if got && into.capacity() >= LARGE_BUFFER && into.capacity() - into.len() < READ_MIN {
+                break;
+            }
             let want = READ_CHUNK.min(limit - into.len()).max(1);
             match self.stream.read_spare(into, want) {
-                Ok(0) if got => return Ok(ReadOutcome::Data),
-                Ok(0) => return Ok(ReadOutcome::Eof),
-                Ok(n) => {
+                Ok((0, _)) if got => return Ok(ReadOutcome::Data),
+                Ok((0, _)) => return Ok(ReadOutcome::Eof),
+                Ok((n, asked)) => {
                     self.received += n as u64;
                     got = true;
-                    if !drain && self.stream.drained_after(n, want) {
+                    if !drain && self.stream.drained_after(n, asked) {
                         self.maybe_readable = false;
                         break;
                     }
@@ -471,5 +480,64 @@ fn service(poll: &Poll, shared: &Shared) {
     drop(core);
     if news {
         let _ = shared.ping.try_send(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::codec::{Fragmentizer, FrameLimits};
+    use std::io::Write;
+
+    /// Two large bodies back to back: the first must come out without its
+    /// buffer having been doubled by reads running into the second.
+    #[test]
+    fn back_to_back_literals_do_not_double_the_body_buffer() {
+        const SIZE: usize = 3 * 1024 * 1024;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let body = vec![b'x'; SIZE];
+            for n in 1..=2 {
+                let head = format!("* {n} FETCH (BODY[] {{{SIZE}}}\r\n");
+                s.write_all(head.as_bytes()).unwrap();
+                s.write_all(&body).unwrap();
+                s.write_all(b")\r\n").unwrap();
+            }
+            s.write_all(b"a1 OK done\r\n").unwrap();
+        });
+        let std_stream = std::net::TcpStream::connect(addr).unwrap();
+        std_stream.set_nonblocking(true).unwrap();
+        let mut core = Core::new(Stream::Plain(TcpStream::from_std(std_stream)));
+        let mut frag = Fragmentizer::new(FrameLimits::default());
+        let mut frames = Vec::new();
+        let started = Instant::now();
+        while frames.len() < 3 {
+            assert!(started.elapsed() < Duration::from_secs(20), "stalled");
+            let outcome = frag.fill(|b| {
+                let limit = b.len() + 256 * 1024;
+                core.read_into(b, limit, false)
+            });
+            match outcome.unwrap() {
+                ReadOutcome::Eof => panic!("closed after {} frames", frames.len()),
+                ReadOutcome::WouldBlock => std::thread::sleep(Duration::from_millis(1)),
+                ReadOutcome::Data => {}
+            }
+            while let Some(f) = frag.next_frame().unwrap() {
+                frames.push(f);
+            }
+        }
+        server.join().unwrap();
+        for f in &frames[..2] {
+            assert!(f.len() > SIZE);
+            assert!(
+                f.capacity() < f.len() + 2 * READ_CHUNK + 64 * 1024,
+                "a {} byte frame in a {} byte buffer",
+                f.len(),
+                f.capacity()
+            );
+        }
+        assert_eq!(frames[2], b"a1 OK done\r\n");
     }
 }
