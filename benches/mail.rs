@@ -930,6 +930,12 @@ fn big_message() -> Vec<u8> {
 /// (secs, bytes, peak KiB, peak-over-before KiB or NaN, cpu) of one run.
 type Move = (f64, usize, f64, f64, f64);
 
+/// A curl run as a `Move`: its `-w %{size_download}` output is the size.
+fn curl_move(m: &Measured) -> Move {
+    let size = m.stdout.trim().parse::<f64>().unwrap_or(f64::NAN) as usize;
+    (m.wall, size, m.maxrss_kib as f64, f64::NAN, m.cpu)
+}
+
 fn mail_movement(b: &mut Bench) {
     let big = big_message();
     let msg_size = big.len();
@@ -1045,13 +1051,7 @@ fn mail_movement(b: &mut Bench) {
                 args.push("UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE FLAGS)".into());
             }
             match b.curl_run(&args) {
-                Ok(m) => cu.push((
-                    m.wall,
-                    m.stdout.trim().parse::<f64>().unwrap_or(f64::NAN) as usize,
-                    m.maxrss_kib as f64,
-                    f64::NAN,
-                    m.cpu,
-                )),
+                Ok(m) => cu.push(curl_move(&m)),
                 Err(e) => err_cu = Some(e),
             }
             if kind == "fetch" {
@@ -1064,13 +1064,7 @@ fn mail_movement(b: &mut Bench) {
                     .expect("-o /dev/null");
                 keep[at] = kept_file.display().to_string();
                 match b.curl_run(&keep) {
-                    Ok(m) => ck.push((
-                        m.wall,
-                        m.stdout.trim().parse::<f64>().unwrap_or(f64::NAN) as usize,
-                        m.maxrss_kib as f64,
-                        f64::NAN,
-                        m.cpu,
-                    )),
+                    Ok(m) => ck.push(curl_move(&m)),
                     Err(e) => err_ck = Some(e),
                 }
                 let _ = std::fs::remove_file(&kept_file);
