@@ -191,7 +191,7 @@ const TAKE_MIN: usize = 16 * 1024;
 
 /// Room kept after a literal for the rest of its response (`)`, the tagged
 /// reply): reads fill spare room before asking for more (see reactor.rs).
-pub const LITERAL_TAIL_ROOM: usize = 64 * 1024;
+const LITERAL_TAIL_ROOM: usize = 64 * 1024;
 
 /// Literal buffers from this size on are worth backing with huge pages.
 /// Above glibc's largest mmap threshold (32 MiB), so the buffer is its own
@@ -297,6 +297,14 @@ impl Capabilities {
             }
         }
         self.0[from..].make_ascii_uppercase();
+    }
+
+    /// Adds another list's names (already in shape).
+    pub fn append(&mut self, other: &Capabilities) {
+        if !self.0.is_empty() && !other.0.is_empty() {
+            self.0.push(' ');
+        }
+        self.0.push_str(&other.0);
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -585,9 +593,12 @@ mod tests {
         assert!(c.has("auth=cram-md5") && !c.has("AUTH=CRAM") && !c.has(""));
         c.extend("literal+");
         assert!(c.has("LITERAL+"));
+        c.append(&Capabilities::parse("idle"));
+        c.append(&Capabilities::default());
+        assert_eq!(c.iter().last(), Some("IDLE"));
         assert_eq!(
             c,
-            Capabilities::parse("IMAP4REV1 AUTH=CRAM-MD5 IDLE LITERAL+")
+            Capabilities::parse("IMAP4REV1 AUTH=CRAM-MD5 IDLE LITERAL+ IDLE")
         );
         c.clear();
         assert!(c.is_empty() && c.iter().next().is_none() && !c.has("IDLE"));

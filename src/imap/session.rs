@@ -153,9 +153,7 @@ impl ImapSession {
         match r {
             // Some servers split the list over several untagged lines.
             Response::Capability(c) if self.caps_merging => {
-                for name in c.iter() {
-                    self.caps.extend(name);
-                }
+                self.caps.append(c);
             }
             Response::Capability(c) => {
                 self.caps = c.clone();
