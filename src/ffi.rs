@@ -35,6 +35,19 @@ const VERSION: &CStr =
 /// must be treated as optional, so older hosts keep working.
 const CALLBACKS_1_0_SIZE: usize = std::mem::offset_of!(MailextHostCallbacks, event);
 
+/// How much of a host's callbacks struct of `given` bytes to read: whole
+/// fields only, so one the struct reaches only in part counts as NULL.
+fn covered_callbacks(given: usize) -> usize {
+    use std::mem::{offset_of, size_of};
+    let ends = [
+        CALLBACKS_1_0_SIZE,
+        offset_of!(MailextHostCallbacks, event) + size_of::<usize>(),
+        offset_of!(MailextHostCallbacks, append_output) + size_of::<usize>(),
+    ];
+    debug_assert_eq!(ends[2], size_of::<MailextHostCallbacks>());
+    ends.into_iter().filter(|&e| e <= given).max().unwrap_or(0)
+}
+
 static PLUGIN: MailextPlugin = MailextPlugin {
     struct_size: std::mem::size_of::<MailextPlugin>() as u32,
     abi_major: MAILEXT_ABI_MAJOR,
@@ -94,14 +107,7 @@ unsafe extern "C" fn call(
         }
         // Copy only what the host's struct has: fields it predates stay NULL.
         let mut copy = std::mem::MaybeUninit::<MailextHostCallbacks>::zeroed();
-        // Whole fields only: a struct that ends inside a pointer has no such field.
-        let event_end =
-            std::mem::offset_of!(MailextHostCallbacks, event) + std::mem::size_of::<usize>();
-        let n = if given >= event_end {
-            std::mem::size_of::<MailextHostCallbacks>()
-        } else {
-            CALLBACKS_1_0_SIZE
-        };
+        let n = covered_callbacks(given);
         std::ptr::copy_nonoverlapping(host as *const u8, copy.as_mut_ptr() as *mut u8, n);
         // SAFETY: every field is a pointer, an Option of a fn pointer or an
         // integer, for all of which all-zero bytes are valid.

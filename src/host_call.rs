@@ -256,6 +256,37 @@ impl<'a> HostCall<'a> {
         }
     }
 
+    /// Whether the host can take an out-argument in pieces (ABI 1.2).
+    pub fn can_append_output(&self) -> bool {
+        self.cb.append_output.is_some()
+    }
+
+    /// Appends `bytes` to out-argument `i`, which `set_output` set in this
+    /// call with the same `kind`; `total` is the length it will reach.
+    pub fn append_output(
+        &self,
+        i: usize,
+        kind: u32,
+        bytes: &[u8],
+        total: u64,
+    ) -> Result<(), MailError> {
+        let f = self
+            .cb
+            .append_output
+            .ok_or_else(|| MailError::ParamInfo("the host has no append_output".into()))?;
+        let mut v = MailextValue::bytes(kind, bytes);
+        v.integer = i64::try_from(total).unwrap_or(i64::MAX);
+        // SAFETY: the host gave us this callback for this call; `v` borrows
+        // `bytes` only until it returns.
+        match unsafe { f(self.cb.ctx, i as u32, &v) } {
+            MAILEXT_OK => Ok(()),
+            rc => Err(MailError::BadList(format!(
+                "the host refused more of {} ({rc})",
+                self.name(i)
+            ))),
+        }
+    }
+
     /// Clears `list` and gives it these (name, kind) columns.
     pub fn define_list(
         &self,

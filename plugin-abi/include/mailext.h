@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 #define MAILEXT_ABI_MAJOR 1
-#define MAILEXT_ABI_MINOR 1
+#define MAILEXT_ABI_MINOR 2
 #define MAILEXT_ENTRY_SYMBOL "mailext_entry"
 
 /* Value kinds; a parameter's `kinds` is a mask of these. */
@@ -121,6 +121,10 @@ typedef struct MailextHostCallbacks {
   /* ABI 1.1, optional: a 1.0 host (or NULL here) gets events as status text. */
   void (*event)(void *ctx, const uint8_t *proc_name, size_t proc_len,
                 const MailextEvent *event);
+  /* ABI 1.2, optional: appends value's bytes to an out-argument that set_output
+   * set earlier in this call (same kind); value->integer is the length it will
+   * have in all (0 if unknown). NULL: large bodies come in one set_output. */
+  int32_t (*append_output)(void *ctx, uint32_t arg_index, const MailextValue *value);
 } MailextHostCallbacks;
 
 typedef struct MailextHostInfo {

@@ -146,6 +146,9 @@ pub struct Plugin {
     pub version: String,
     pub abi: (u32, u32),
     pub commands: Vec<CommandInfo>,
+    /// The `MailextHostCallbacks` size this host passes: that of the minor
+    /// version it was loaded as, so a test can act as an older host.
+    callbacks_size: u32,
     // Dropped last: `api` points into it.
     _lib: libloading::Library,
 }
@@ -161,6 +164,16 @@ unsafe fn cstr(p: *const c_char) -> String {
         String::new()
     } else {
         CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
+/// Size of `MailextHostCallbacks` as a host built for ABI 1.`minor` has it.
+fn callbacks_size(minor: u32) -> usize {
+    use std::mem::offset_of;
+    match minor {
+        0 => offset_of!(MailextHostCallbacks, event),
+        1 => offset_of!(MailextHostCallbacks, append_output),
+        _ => std::mem::size_of::<MailextHostCallbacks>(),
     }
 }
 
@@ -239,6 +252,7 @@ impl Plugin {
             version: unsafe { cstr(p.version) },
             abi: (p.abi_major, p.abi_minor),
             commands,
+            callbacks_size: callbacks_size(minor) as u32,
             _lib: lib,
         })
     }
@@ -293,7 +307,7 @@ impl Plugin {
             argc: raw.len() as u32,
         };
         let cb = MailextHostCallbacks {
-            struct_size: std::mem::size_of::<MailextHostCallbacks>() as u32,
+            struct_size: self.callbacks_size,
             _reserved: 0,
             ctx: &mut ctx as *mut CallCtx as *mut c_void,
             set_return: Some(cb_set_return),
@@ -302,6 +316,7 @@ impl Plugin {
             list_append: Some(cb_list_append),
             status: Some(cb_status),
             event: Some(cb_event),
+            append_output: Some(cb_append_output),
         };
         let call = unsafe { (*self.api).call.expect("plugin without call") };
         let rc = unsafe { call(index, raw.as_ptr(), raw.len() as u32, &cb) };
@@ -418,6 +433,53 @@ unsafe extern "C" fn cb_set_output(c: *mut c_void, i: u32, v: *const MailextValu
             MAILEXT_ERR_PARAM_INFO
         }
     }
+}
+
+/// Largest room reserved on the plugin's word: a hint, not a promise.
+const RESERVE_MAX: i64 = 1 << 30;
+
+unsafe extern "C" fn cb_append_output(c: *mut c_void, i: u32, v: *const MailextValue) -> i32 {
+    let c = ctx(c);
+    if v.is_null() || ((*v).struct_size as usize) < std::mem::size_of::<MailextValue>() {
+        c.outcome.host_error = Some("append_output: NULL or short value".into());
+        return MAILEXT_ERR_PARAM_INFO;
+    }
+    let v = &*v;
+    let piece: &[u8] = match (v.len, v.data.is_null()) {
+        (0, _) => &[],
+        (_, true) => {
+            c.outcome.host_error = Some("append_output: NULL data with a length".into());
+            return MAILEXT_ERR_PARAM_INFO;
+        }
+        // SAFETY: the plugin lends `len` bytes at `data` for this callback.
+        (n, false) => std::slice::from_raw_parts(v.data, n),
+    };
+    let total = v.integer.clamp(0, RESERVE_MAX) as usize;
+    let Some((_, slot)) = c.outcome.outputs.iter_mut().rev().find(|(j, _)| *j == i) else {
+        c.outcome.host_error = Some(format!("append_output: argument {i} was not set first"));
+        return MAILEXT_ERR_PARAM_INFO;
+    };
+    // Room for the whole value once, not a doubling copy per append.
+    let room = |have: usize| total.saturating_sub(have).max(piece.len());
+    match (slot, v.kind) {
+        (HostValue::Binary(have), MAILEXT_KIND_BINARY) => {
+            have.reserve(room(have.len()));
+            have.extend_from_slice(piece);
+        }
+        (HostValue::Character(have), MAILEXT_KIND_CHARACTER) => {
+            let Ok(text) = std::str::from_utf8(piece) else {
+                c.outcome.host_error = Some("append_output: Character piece is not UTF-8".into());
+                return MAILEXT_ERR_PARAM_INFO;
+            };
+            have.reserve(room(have.len()));
+            have.push_str(text);
+        }
+        _ => {
+            c.outcome.host_error = Some(format!("append_output: argument {i} changed kind"));
+            return MAILEXT_ERR_PARAM_TYPE;
+        }
+    }
+    MAILEXT_OK
 }
 
 unsafe extern "C" fn cb_list_define(

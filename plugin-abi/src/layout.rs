@@ -57,7 +57,8 @@ pub fn structs() -> Vec<StructLayout> {
             list_define,
             list_append,
             status,
-            event
+            event,
+            append_output
         }),
         layout!(MailextEvent {
             struct_size,

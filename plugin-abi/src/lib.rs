@@ -18,7 +18,7 @@ pub mod script;
 
 /// Incompatible changes bump the major version; appended fields bump the minor.
 pub const MAILEXT_ABI_MAJOR: u32 = 1;
-pub const MAILEXT_ABI_MINOR: u32 = 1;
+pub const MAILEXT_ABI_MINOR: u32 = 2;
 /// The one symbol a plugin exports.
 pub const MAILEXT_ENTRY_SYMBOL: &str = "mailext_entry";
 
@@ -195,6 +195,14 @@ pub struct MailextHostCallbacks {
             proc_len: usize,
             event: *const MailextEvent,
         ),
+    >,
+    /// ABI 1.2: appends `value`'s bytes to an out-argument that `set_output`
+    /// set earlier in the same call, with the same kind. `value.integer` is
+    /// the length the argument will have in all (a hint for reserving room,
+    /// 0 if unknown). Optional: without it, large bodies arrive in one
+    /// `set_output`.
+    pub append_output: Option<
+        unsafe extern "C" fn(ctx: *mut c_void, arg_index: u32, value: *const MailextValue) -> i32,
     >,
 }
 

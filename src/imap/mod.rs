@@ -6,6 +6,7 @@ pub mod codec;
 pub mod connect;
 pub mod driver;
 pub mod family;
+pub mod fragmentizer;
 pub mod mutf7;
 pub mod sasl;
 pub mod session;
