@@ -165,6 +165,7 @@ fn refused_return_values_come_back_from_call() {
         list_append: None,
         status: None,
         event: None,
+        append_output: None,
     };
     let (index, _) = env().plugin.command("IMAPConnect").unwrap();
     let server = local(d.imap_port);

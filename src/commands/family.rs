@@ -11,9 +11,8 @@ use crate::imap::driver::run;
 use crate::imap::family::{check_phase, Batch, BatchOp, IdleOp, Needs};
 use crate::imap::mutf7;
 use crate::imap::session::{CommandLine, Phase};
-use crate::imap::values::{parse, parse_in_place, Value};
+use crate::imap::values::{parse, Value};
 use plugin_abi::*;
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -35,7 +34,7 @@ fn mailbox_arg(call: &HostCall, i: usize) -> Result<String, MailError> {
     Ok(name)
 }
 
-fn uid_arg(call: &HostCall) -> Result<u32, MailError> {
+pub(super) fn uid_arg(call: &HostCall) -> Result<u32, MailError> {
     let uid = call.integer(1)?.unwrap_or_default();
     u32::try_from(uid)
         .ok()
@@ -257,7 +256,7 @@ fn fetch_items(raw: &[u8]) -> Option<(u32, Vec<(String, Value)>)> {
     fetch_items_with(raw, parse)
 }
 
-fn fetch_items_with(
+pub(super) fn fetch_items_with(
     raw: &[u8],
     parse: fn(&[u8]) -> Result<Vec<Value>, String>,
 ) -> Option<(u32, Vec<(String, Value)>)> {
@@ -286,7 +285,7 @@ fn expunged(raw: &[u8]) -> Option<u32> {
         .flatten()
 }
 
-fn item<'a>(pairs: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
+pub(super) fn item<'a>(pairs: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
     pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
@@ -368,51 +367,6 @@ pub fn list_messages(call: &HostCall) -> Result<Ret, MailError> {
         call.append_row(list, &cells)?;
     }
     ok()
-}
-
-fn receive(call: &HostCall, section: &str) -> Result<Ret, MailError> {
-    let uid = uid_arg(call)?;
-    let line = CommandLine::new("UID FETCH").raw(&format!("{uid} (UID BODY.PEEK[{section}])"));
-    let b = batch(
-        call,
-        format!("UID FETCH {uid}"),
-        Needs::Selected,
-        vec![line],
-    )?;
-    let key = format!("BODY[{section}]");
-    // The body stays in the frame it arrived in: the host copies it from there.
-    let bytes: Cow<[u8]> = b
-        .data
-        .iter()
-        .filter_map(|raw| Some((raw, fetch_items_with(raw, parse_in_place)?.1)))
-        .filter(|(_, p)| item(p, "UID").and_then(Value::as_u64) == Some(uid as u64))
-        // Unsolicited updates for the same UID may come first: take the one with the body.
-        .find_map(|(raw, p)| {
-            let v = p.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)?;
-            Some(match v {
-                Value::Span(start, end) => Cow::Borrowed(&raw[start..end]),
-                Value::Nil => Cow::Borrowed(&[][..]),
-                v => Cow::Owned(v.into_bytes().unwrap_or_default()),
-            })
-        })
-        .ok_or_else(|| {
-            MailError::NoSuchMessage(format!("UID {uid} is not in the selected mailbox"))
-        })?;
-    // Character when the host asked for it and the bytes are text; else the exact bytes.
-    let text = call.kind(2) == MAILEXT_KIND_CHARACTER && std::str::from_utf8(&bytes).is_ok();
-    let value = match text {
-        true => MailextValue::bytes(MAILEXT_KIND_CHARACTER, &bytes),
-        false => MailextValue::bytes(MAILEXT_KIND_BINARY, &bytes),
-    };
-    call.set_output(2, &value)?;
-    ok()
-}
-
-pub fn recv_message(call: &HostCall) -> Result<Ret, MailError> {
-    receive(call, "")
-}
-pub fn recv_headers(call: &HostCall) -> Result<Ret, MailError> {
-    receive(call, "HEADER")
 }
 
 /// `UID FETCH uid (UID)` pipelined before a command that servers answer OK

@@ -5,6 +5,7 @@ mod connect;
 mod family;
 mod imap;
 mod misc;
+mod receive;
 mod smtp;
 
 use crate::error::{set_last_error, MailError};

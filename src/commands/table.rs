@@ -1,7 +1,7 @@
 //! The command table in ABI form (static data the host reads) and the
 //! handlers, in the same order.
 
-use super::{connect, family, imap, misc, smtp, Handler};
+use super::{connect, family, imap, misc, receive, smtp, Handler};
 use plugin_abi::*;
 use std::ffi::CStr;
 
@@ -751,8 +751,8 @@ pub(super) static HANDLERS: [Handler; COMMAND_COUNT] = [
     misc::get_config,
     family::select,
     family::list_messages,
-    family::recv_message,
-    family::recv_headers,
+    receive::recv_message,
+    receive::recv_headers,
     family::set_flags,
     family::copy,
     family::check,

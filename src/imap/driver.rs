@@ -3,6 +3,7 @@
 //! enforces the communications timeout. The transport is the only I/O.
 
 use super::codec::{decode_owned, literal_size, Fragmentizer, FrameError, Response, StatusKind};
+use super::fragmentizer::Streamed;
 use super::session::{Action, ImapSession, Operation, Outbox, Phase, Step, SEND_JOIN_MAX};
 use crate::error::MailError;
 use crate::events::{EventKind, MailEvent};
@@ -156,13 +157,13 @@ fn run_inner<O: Operation>(
             return r;
         }
         let first = frag.consumed() == 0;
-        match frag.next_frame() {
+        match frag.next_frame_with(&mut |f, n| op.stream_literal(f, n)) {
             Ok(Some(frame)) => {
                 if obs.wants_lines() {
                     let text = if op.in_sasl() && frame.starts_with(b"+") {
                         SASL_CHALLENGE_SHOWN.to_string()
                     } else {
-                        frame_text(&frame)
+                        streamed_frame_text(&frame, frag.streamed())
                     };
                     obs.response(&text);
                     obs.status(&format!("S: {}", shorten(&text)));
@@ -206,6 +207,9 @@ fn run_inner<O: Operation>(
                 step = op.on_response(s, r, &mut out);
                 continue;
             }
+            // A streamed literal's bytes go on as they come; once it has
+            // ended, the rest of its frame may be here already.
+            Ok(None) if frag.drain_literal(|p| op.on_literal_piece(p)) => continue,
             Ok(None) => {}
             Err(FrameError::LineTooLong { limit }) => {
                 return Err(MailError::LineTooLong(format!(
@@ -310,6 +314,26 @@ impl Progress {
 /// Literals longer than this are shown as `<n bytes>` in the response list
 /// and status: a message body is output data, not a response line.
 const LITERAL_SHOWN_MAX: u64 = 1024;
+
+/// A frame as shown; a streamed literal's `{0}` placeholder is shown as
+/// the literal it stood for, as if it had stayed in the frame.
+fn streamed_frame_text(frame: &[u8], streamed: Option<Streamed>) -> String {
+    let Some(Streamed { at, size }) =
+        streamed.filter(|s| frame.get(s.at..).is_some_and(|r| r.starts_with(b"{0}")))
+    else {
+        return frame_text(frame);
+    };
+    let after = &frame[at + 3..];
+    let eol = memchr::memchr(b'\n', after).map_or(after.len(), |p| p + 1);
+    let mut out = frame_text(&frame[..at]);
+    out.push_str(&format!("{{{size}}}"));
+    out.push_str(&String::from_utf8_lossy(&after[..eol]));
+    if size > LITERAL_SHOWN_MAX {
+        out.push_str(&format!("<{size} bytes>"));
+    }
+    out.push_str(&frame_text(&after[eol..]));
+    out
+}
 
 fn frame_text(frame: &[u8]) -> String {
     let f = frame.strip_suffix(b"\n").unwrap_or(frame);

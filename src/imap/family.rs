@@ -46,6 +46,11 @@ pub struct BatchOp {
 }
 
 impl BatchOp {
+    /// How many untagged data frames it has kept so far.
+    pub fn data_len(&self) -> usize {
+        self.batch.data.len()
+    }
+
     /// `what` names the command in errors ("SELECT INBOX").
     pub fn new(what: impl Into<String>, needs: Needs, lines: Vec<CommandLine>) -> Self {
         BatchOp {

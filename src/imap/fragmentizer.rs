@@ -44,7 +44,36 @@ pub struct Fragmentizer {
     literal: Option<(usize, u64)>,
     /// How far the current line has been searched for its end.
     scanned: usize,
+    /// A literal handed out in pieces (`drain_literal`) instead of kept.
+    stream: Option<LiteralStream>,
+    /// The streamed literal that ended in the frame being cut.
+    finished: Option<Streamed>,
+    /// Set when the frame last returned had a streamed literal.
+    streamed: Option<Streamed>,
 }
+
+/// A literal being handed out as it arrives. In the buffer its `{n}` has
+/// become `{0}`, so the frame that remains decodes as usual.
+#[derive(Debug, Clone, Copy)]
+struct LiteralStream {
+    /// Where the literal's bytes start in the buffer.
+    at: usize,
+    /// Offset of the `{0}` placeholder in the frame.
+    placeholder: usize,
+    size: u64,
+    remaining: u64,
+}
+
+/// Where a frame's streamed literal was: the frame holds `{0}` at `at`
+/// in place of `size` bytes handed out in pieces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Streamed {
+    pub at: usize,
+    pub size: u64,
+}
+
+/// The placeholder a streamed literal leaves in its frame.
+const PLACEHOLDER: &[u8] = b"{0}";
 
 impl Fragmentizer {
     pub fn new(limits: FrameLimits) -> Self {
@@ -55,6 +84,9 @@ impl Fragmentizer {
             consumed: 0,
             literal: None,
             scanned: 0,
+            stream: None,
+            finished: None,
+            streamed: None,
         }
     }
 
@@ -82,8 +114,45 @@ impl Fragmentizer {
 
     /// (received, announced) bytes of the literal still arriving, if any.
     pub fn literal_progress(&self) -> Option<(u64, u64)> {
+        if let Some(s) = &self.stream {
+            let here = (self.buf.len() - s.at) as u64;
+            return Some(((s.size - s.remaining + here).min(s.size), s.size));
+        }
         self.literal
             .map(|(start, size)| ((self.buf.len() - start) as u64, size))
+    }
+
+    /// Whether the frame last returned had a literal handed out in pieces,
+    /// and where its placeholder is.
+    pub fn streamed(&self) -> Option<Streamed> {
+        self.streamed
+    }
+
+    /// Hands the streamed literal's bytes received so far to `piece` and
+    /// drops them. True when that ended the literal: the rest of its frame
+    /// can be cut now.
+    pub fn drain_literal(&mut self, piece: impl FnOnce(&[u8])) -> bool {
+        let Some(s) = &mut self.stream else {
+            return false;
+        };
+        let here = (self.buf.len() - s.at).min(usize::try_from(s.remaining).unwrap_or(usize::MAX));
+        if here > 0 {
+            piece(&self.buf[s.at..s.at + here]);
+            // Usually the whole buffer tail: a truncate, and the buffer is
+            // reused for the next read, hot in the cache.
+            self.buf.drain(s.at..s.at + here);
+            s.remaining -= here as u64;
+            self.consumed += here as u64;
+        }
+        if s.remaining > 0 {
+            return false;
+        }
+        self.finished = Some(Streamed {
+            at: s.placeholder,
+            size: s.size,
+        });
+        self.stream = None;
+        true
     }
 
     /// Total bytes handed out as frames.
@@ -93,6 +162,19 @@ impl Fragmentizer {
 
     /// The next whole frame, `Ok(None)` when more bytes are needed.
     pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+        self.next_frame_with(&mut |_, _| false)
+    }
+
+    /// The same, asking `stream(frame so far, size)` about each literal:
+    /// when it says yes, the literal's bytes are handed out through
+    /// `drain_literal` as they arrive and not kept in the frame.
+    pub fn next_frame_with(
+        &mut self,
+        stream: &mut dyn FnMut(&[u8], u64) -> bool,
+    ) -> Result<Option<Vec<u8>>, FrameError> {
+        if self.stream.is_some() {
+            return Ok(None);
+        }
         loop {
             // Resume the search where the last one stopped: long lines arrive
             // in many pieces and must not be rescanned each time.
@@ -137,6 +219,14 @@ impl Fragmentizer {
                             limit,
                         });
                     }
+                    // One streamed literal per frame: it keeps one mark.
+                    if self.literal.is_none()
+                        && self.finished.is_none()
+                        && stream(&self.buf[..line_end], size)
+                    {
+                        self.start_stream(line_end, size);
+                        return Ok(None);
+                    }
                     if self.buf.len() < literal_end {
                         if self.literal.is_none() {
                             // Room for the whole literal once, instead of doubling,
@@ -171,6 +261,7 @@ impl Fragmentizer {
                     };
                     self.segment_start = 0;
                     self.scanned = 0;
+                    self.streamed = self.finished.take();
                     // Give back the memory a large literal needed.
                     if self.buf.capacity() > 1 << 20 && self.buf.len() < 1 << 16 {
                         self.buf.shrink_to(1 << 16);
@@ -180,6 +271,35 @@ impl Fragmentizer {
                 }
             }
         }
+    }
+}
+
+impl Fragmentizer {
+    /// Turns the literal announced by the line ending at `line_end` into a
+    /// stream: its `{n}` becomes `{0}` and its bytes leave through
+    /// `drain_literal`.
+    fn start_stream(&mut self, line_end: usize, size: u64) {
+        let line = &self.buf[self.segment_start..line_end];
+        // literal_size found `{digits[+]}` right before the line end.
+        let close = self.segment_start + line.iter().rposition(|&b| b == b'}').unwrap_or(0);
+        let open = self.segment_start
+            + line[..close - self.segment_start]
+                .iter()
+                .rposition(|&b| b == b'{')
+                .unwrap_or(0);
+        let header = close + 1 - open;
+        self.buf.splice(open..=close, PLACEHOLDER.iter().copied());
+        let at = line_end - header + PLACEHOLDER.len();
+        self.consumed += (header - PLACEHOLDER.len()) as u64;
+        self.stream = Some(LiteralStream {
+            at,
+            placeholder: open,
+            size,
+            remaining: size,
+        });
+        // The zero-length literal ends where the line does.
+        self.segment_start = at;
+        self.scanned = at;
     }
 }
 
@@ -351,5 +471,86 @@ mod tests {
             f.next_frame(),
             Err(FrameError::LiteralTooLarge { size: 1001, .. })
         ));
+    }
+
+    /// Streams the body of `* 1 FETCH (UID 7 BODY[] {size}` in pieces.
+    fn body_only(prefix: &[u8], _: u64) -> bool {
+        prefix.ends_with(b"BODY[] {12}\r\n")
+    }
+
+    fn drained(f: &mut Fragmentizer, out: &mut Vec<u8>) -> bool {
+        f.drain_literal(|p| out.extend_from_slice(p))
+    }
+
+    #[test]
+    fn a_streamed_literal_leaves_in_pieces_and_a_placeholder_stays() {
+        let mut f = frag();
+        let mut body = Vec::new();
+        f.push(b"* 1 FETCH (UID 7 BODY[] {12}\r\nhello");
+        assert_eq!(f.next_frame_with(&mut body_only).unwrap(), None);
+        assert_eq!(f.literal_progress(), Some((5, 12)));
+        assert!(!drained(&mut f, &mut body));
+        assert_eq!(f.literal_progress(), Some((5, 12)));
+        assert_eq!(f.buffered(), 29, "the body left the buffer");
+        f.push(b" wor");
+        assert_eq!(f.next_frame_with(&mut body_only).unwrap(), None);
+        assert!(!drained(&mut f, &mut body));
+        f.push(b"ld!)\r\na1 OK done\r\n");
+        assert!(drained(&mut f, &mut body));
+        assert_eq!(body, b"hello world!");
+        let frame = f.next_frame_with(&mut body_only).unwrap().unwrap();
+        assert_eq!(frame, b"* 1 FETCH (UID 7 BODY[] {0}\r\n)\r\n");
+        assert_eq!(f.streamed(), Some(Streamed { at: 24, size: 12 }));
+        assert_eq!(&frame[24..27], b"{0}");
+        assert_eq!(f.next_frame().unwrap().unwrap(), b"a1 OK done\r\n");
+        assert_eq!(f.streamed(), None, "the mark is the streamed frame's only");
+        assert_eq!(f.consumed(), 57, "consumed counts what arrived");
+    }
+
+    #[test]
+    fn a_whole_streamed_frame_in_one_read_and_literals_not_asked_for() {
+        let mut f = frag();
+        let mut body = Vec::new();
+        f.push(
+            b"* 1 FETCH (UID 7 BODY[] {12}\r\nhello world!)\r\n* 2 FETCH (BODY[] {3}\r\nabc)\r\n",
+        );
+        assert_eq!(f.next_frame_with(&mut body_only).unwrap(), None);
+        assert!(drained(&mut f, &mut body));
+        assert_eq!(body, b"hello world!");
+        assert!(f
+            .next_frame_with(&mut body_only)
+            .unwrap()
+            .unwrap()
+            .ends_with(b"{0}\r\n)\r\n"));
+        assert!(f.streamed().is_some());
+        let kept = f.next_frame_with(&mut body_only).unwrap().unwrap();
+        assert_eq!(kept, b"* 2 FETCH (BODY[] {3}\r\nabc)\r\n");
+        assert_eq!(f.streamed(), None);
+        assert!(!drained(&mut f, &mut body), "nothing is streaming");
+    }
+
+    #[test]
+    fn a_streamed_literal_is_capped_like_any_other() {
+        let mut f = frag();
+        f.push(b"* 1 FETCH (BODY[] {1001}\r\n");
+        assert!(matches!(
+            f.next_frame_with(&mut |_, _| true),
+            Err(FrameError::LiteralTooLarge { size: 1001, .. })
+        ));
+    }
+
+    #[test]
+    fn a_second_literal_in_the_streamed_frame_is_kept() {
+        let mut f = frag();
+        let mut body = Vec::new();
+        f.push(b"* 1 FETCH (BODY[] {2}\r\nab BODY[1] {2}\r\ncd)\r\n");
+        assert_eq!(f.next_frame_with(&mut |_, _| true).unwrap(), None);
+        assert!(drained(&mut f, &mut body));
+        let frame = f.next_frame_with(&mut |_, _| true).unwrap().unwrap();
+        assert_eq!(frame, b"* 1 FETCH (BODY[] {0}\r\n BODY[1] {2}\r\ncd)\r\n");
+        assert_eq!(
+            (body.as_slice(), f.streamed().unwrap().at),
+            (&b"ab"[..], 18)
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! Nothing here does I/O or reads the clock; see `driver` for the loop.
 
 pub mod auth;
+pub mod body_stream;
 pub mod codec;
 pub mod connect;
 pub mod driver;

@@ -429,6 +429,14 @@ pub trait Operation {
     fn reports_updates(&self) -> bool {
         false
     }
+    /// Whether to take a literal in pieces (`on_literal_piece`) instead of
+    /// inside its frame; asked with the frame so far (up to its `{size}`
+    /// line). The frame then holds `{0}` in its place.
+    fn stream_literal(&mut self, _frame: &[u8], _size: u64) -> bool {
+        false
+    }
+    /// The next bytes of the literal `stream_literal` took, in order.
+    fn on_literal_piece(&mut self, _piece: &[u8]) {}
     /// The server closed the connection: `Some` when that ends the
     /// operation (LOGOUT after BYE), `None` when it is an error.
     fn on_closed(&mut self, _s: &mut ImapSession) -> Option<Result<Self::Output, MailError>> {
