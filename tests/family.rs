@@ -631,6 +631,21 @@ fn ten_thousand_messages_and_a_fifty_megabyte_one() {
         responses.iter().all(|l| l.len() < 4096),
         "the body is not copied into the response list"
     );
+    let size = format!("{{{0}}}\r\n<{0} bytes>)", big.len());
+    assert!(
+        responses.iter().any(|l| l.contains(&size)),
+        "the streamed body shows as its size: {responses:?}"
+    );
+
+    // A host built for ABI 1.1 has no append_output: the body comes in one
+    // set_output, and so does a Character value.
+    let older = plugin_abi::host::Plugin::load_as(&plugin_path(), 1, 1).unwrap();
+    let mut a = [i(sock), i(uid), HostValue::Binary(vec![])];
+    assert_eq!(older.call("IMAPRecvMessage", &mut a).code(), 0);
+    assert!(a[2] == HostValue::Binary(big.clone()), "the same 50 MB");
+    let mut a = [i(sock), i(uid), s("")];
+    assert_eq!(call("IMAPRecvMessage", &mut a), 0);
+    assert!(a[2] == HostValue::Character(String::from_utf8(big.clone()).unwrap()));
     assert_eq!(disconnect(sock).code(), 0);
 }
 

@@ -282,3 +282,70 @@ fn expunge_during_list_messages_renumbers_the_rows() {
     );
     assert_eq!(disconnect(sock).code(), 0);
 }
+
+/// A server for one large FETCH reply: `reply(tag)` is what it sends.
+fn fetch_server(reply: fn(&str) -> Vec<u8>) -> Scripted {
+    Scripted::start(move |p: &mut Peer| {
+        p.send("* OK [CAPABILITY IMAP4rev1] hi\r\n");
+        while let Some(l) = p.line() {
+            let (tag, verb) = l.split_once(' ').unwrap_or((&l, ""));
+            let verb = verb.to_ascii_uppercase();
+            if verb.starts_with("SELECT") {
+                p.send(&format!("* 1 EXISTS\r\n{tag} OK [READ-WRITE] selected\r\n"));
+            } else if verb.contains("FETCH") {
+                let bytes = reply(tag);
+                if !p.send_bytes(&bytes) || !bytes.ends_with(b" OK done\r\n") {
+                    return; // an abrupt close
+                }
+            } else if verb.starts_with("LOGOUT") {
+                p.send(&format!("* BYE bye\r\n{tag} OK done\r\n"));
+                return;
+            } else {
+                p.send(&format!("{tag} OK done\r\n"));
+            }
+        }
+    })
+}
+
+fn recv_from(srv: &Scripted) -> (i64, i64, HostValue) {
+    let (o, _) = connect(&local(srv.port), "u", "pw", 0, true);
+    let sock = o.code();
+    assert!(sock > 0, "{}", status_text(&o));
+    let sel = env()
+        .plugin
+        .call("IMAPSelectMailbox", &mut [i(sock), s("INBOX")]);
+    assert_eq!(sel.code(), 0);
+    let mut a = [i(sock), i(7), HostValue::Binary(b"old value".to_vec())];
+    let rc = env().plugin.call("IMAPRecvMessage", &mut a).code();
+    (sock, rc, a[2].clone())
+}
+
+const BIG: usize = 3 * 1024 * 1024;
+
+#[test]
+fn a_streamed_body_cut_off_leaves_an_empty_out_value() {
+    let srv = fetch_server(|_| {
+        let mut v = format!("* 1 FETCH (UID 7 BODY[] {{{BIG}}}\r\n").into_bytes();
+        v.resize(v.len() + BIG / 2, b'x');
+        v
+    });
+    let (sock, rc, out) = recv_from(&srv);
+    assert_eq!(rc, -1106, "{}", env().plugin.last_error());
+    assert_eq!(out, HostValue::Binary(vec![]), "no half message");
+    disconnect(sock);
+}
+
+#[test]
+fn a_large_body_for_another_uid_is_no_such_message() {
+    let srv = fetch_server(|tag| {
+        let mut v = format!("* 1 FETCH (UID 8 BODY[] {{{BIG}}}\r\n").into_bytes();
+        v.resize(v.len() + BIG, b'x');
+        v.extend_from_slice(format!(")\r\n{tag} OK done\r\n").as_bytes());
+        v
+    });
+    let (sock, rc, out) = recv_from(&srv);
+    assert_eq!(rc, -1129, "{}", env().plugin.last_error());
+    assert_eq!(out, HostValue::Binary(b"old value".to_vec()), "untouched");
+    assert_eq!(env().plugin.call("IMAPNoOp", &mut [i(sock)]).code(), 0);
+    assert_eq!(disconnect(sock).code(), 0);
+}

@@ -7,7 +7,7 @@ use super::imap::on_socket;
 use super::Ret;
 use crate::error::MailError;
 use crate::host_call::HostCall;
-use crate::imap::body_stream::{BodySink, BodyStreamOp, StreamedBody};
+use crate::imap::body_stream::{BodySink, BodyStreamOp, Fetched, StreamedBody};
 use crate::imap::family::{Batch, BatchOp, Needs};
 use crate::imap::session::CommandLine;
 use crate::imap::values::{parse_in_place, Value};
@@ -63,7 +63,11 @@ fn receive(call: &HostCall, section: &str) -> Result<Ret, MailError> {
         };
         let r = on_socket(call, BodyStreamOp::new(op, uid, &key, &mut sink));
         let begun = sink.begun;
-        match r.and_then(|(b, streamed)| deliver(call, uid, &key, &b, streamed)) {
+        let delivered = r.and_then(|f: Fetched| match f.refused {
+            Some(e) => Err(e),
+            None => deliver(call, uid, &key, &f.batch, f.streamed),
+        });
+        match delivered {
             Err(e) if begun => {
                 // No half-written message: empty, as if nothing came.
                 let _ = call.set_output(OUT, &MailextValue::bytes(MAILEXT_KIND_BINARY, &[]));

@@ -27,6 +27,16 @@ pub struct StreamedBody {
     pub size: u64,
 }
 
+/// What the operation ends with.
+#[derive(Debug)]
+pub struct Fetched {
+    pub batch: Batch,
+    pub streamed: Option<StreamedBody>,
+    /// The sink's refusal. Not an error of the operation: the exchange
+    /// ended in step, so the session stays usable.
+    pub refused: Option<MailError>,
+}
+
 enum State {
     /// No body streamed yet.
     Waiting,
@@ -48,8 +58,8 @@ pub struct BodyStreamOp<'a> {
     item: String,
     sink: &'a mut dyn BodySink,
     state: State,
-    /// The sink's first refusal: the rest of the body is read and dropped
-    /// (the session stays in step), then the command fails with it.
+    /// The sink's first refusal: the rest of the body is read and dropped,
+    /// so the session stays in step.
     refused: Option<MailError>,
 }
 
@@ -64,6 +74,17 @@ impl<'a> BodyStreamOp<'a> {
             sink,
             state: State::Waiting,
             refused: None,
+        }
+    }
+
+    fn fetched(&mut self, batch: Batch) -> Fetched {
+        Fetched {
+            batch,
+            streamed: match self.state {
+                State::Delivered(d) => Some(d),
+                _ => None,
+            },
+            refused: self.refused.take(),
         }
     }
 
@@ -104,12 +125,12 @@ fn is_body_of(frame: &[u8], uid: &str, item: &str) -> bool {
 }
 
 impl Operation for BodyStreamOp<'_> {
-    type Output = (Batch, Option<StreamedBody>);
+    type Output = Fetched;
 
     fn start(&mut self, s: &mut ImapSession, out: &mut Outbox) -> Step<Self::Output> {
         match self.inner.start(s, out) {
             Step::Continue => Step::Continue,
-            Step::Done(r) => Step::Done(r.map(|b| (b, None))),
+            Step::Done(r) => Step::Done(r.map(|b| self.fetched(b))),
         }
     }
 
@@ -127,16 +148,7 @@ impl Operation for BodyStreamOp<'_> {
         }
         match self.inner.on_response(s, r, out) {
             Step::Continue => Step::Continue,
-            Step::Done(r) => Step::Done(match self.refused.take() {
-                Some(e) => Err(e),
-                None => r.map(|b| {
-                    let streamed = match self.state {
-                        State::Delivered(d) => Some(d),
-                        _ => None,
-                    };
-                    (b, streamed)
-                }),
-            }),
+            Step::Done(r) => Step::Done(r.map(|b| self.fetched(b))),
         }
     }
 
@@ -153,7 +165,7 @@ impl Operation for BodyStreamOp<'_> {
     }
 
     fn on_closed(&mut self, s: &mut ImapSession) -> Option<Result<Self::Output, MailError>> {
-        self.inner.on_closed(s).map(|r| r.map(|b| (b, None)))
+        self.inner.on_closed(s).map(|r| r.map(|b| self.fetched(b)))
     }
 
     fn stream_literal(&mut self, frame: &[u8], size: u64) -> bool {
@@ -188,6 +200,185 @@ impl Operation for BodyStreamOp<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imap::codec::{Fragmentizer, FrameLimits};
+    use crate::imap::driver::{run, Transport};
+    use crate::imap::family::Needs;
+    use crate::imap::session::{CommandLine, Phase};
+    use crate::imap::simple::NoopOp;
+    use crate::imap::transcript::Seen;
+    use std::time::Duration;
+
+    /// A server that sends `bytes` in reads of at most `chunk` bytes, then
+    /// closes; what the client sends is only kept.
+    struct Chunked {
+        bytes: Vec<u8>,
+        chunk: usize,
+        now: Instant,
+    }
+
+    impl Transport for Chunked {
+        fn send(&mut self, _: &[u8]) -> Result<(), MailError> {
+            Ok(())
+        }
+        fn recv(&mut self, _: Option<Instant>) -> Result<Option<Vec<u8>>, MailError> {
+            if self.bytes.is_empty() {
+                return Err(MailError::Closed("end of script".into()));
+            }
+            let n = self.chunk.min(self.bytes.len());
+            Ok(Some(self.bytes.drain(..n).collect()))
+        }
+        fn start_tls(&mut self, _: u64, _: Option<Instant>) -> Result<String, MailError> {
+            unreachable!()
+        }
+        fn now(&self) -> Instant {
+            self.now
+        }
+    }
+
+    #[derive(Default)]
+    struct Collect {
+        size: Option<u64>,
+        body: Vec<u8>,
+        pieces: usize,
+        /// Refuse from this piece on.
+        refuse_at: Option<usize>,
+    }
+
+    impl BodySink for Collect {
+        fn begin(&mut self, size: u64) -> Result<(), MailError> {
+            self.size = Some(size);
+            Ok(())
+        }
+        fn piece(&mut self, bytes: &[u8]) -> Result<(), MailError> {
+            self.pieces += 1;
+            if self.refuse_at.is_some_and(|n| self.pieces >= n) {
+                return Err(MailError::BadList("the host refused more (-508)".into()));
+            }
+            self.body.extend_from_slice(bytes);
+            Ok(())
+        }
+    }
+
+    fn body(n: usize) -> Vec<u8> {
+        (0..n).map(|i| b"abcdefghij\r\n"[i % 12]).collect()
+    }
+
+    fn fetch_reply(head: &str, body: &[u8], tail: &str) -> Vec<u8> {
+        let mut v = format!("{head}{{{}}}\r\n", body.len()).into_bytes();
+        v.extend_from_slice(body);
+        v.extend_from_slice(tail.as_bytes());
+        v
+    }
+
+    type Outcome = Result<Fetched, MailError>;
+
+    fn fetch(
+        server: Vec<u8>,
+        sink: &mut Collect,
+    ) -> (Outcome, Seen, ImapSession, Fragmentizer, Chunked) {
+        let mut t = Chunked {
+            bytes: server,
+            chunk: 64 * 1024,
+            now: Instant::now(),
+        };
+        let mut s = ImapSession::new(Duration::from_secs(5));
+        s.phase = Phase::Selected("INBOX".into());
+        let mut f = Fragmentizer::new(FrameLimits::default());
+        let mut seen = Seen::default();
+        let line = CommandLine::new("UID FETCH").raw("7 (UID BODY.PEEK[])");
+        let inner = BatchOp::new("UID FETCH 7", Needs::Selected, vec![line]);
+        let mut op = BodyStreamOp::new(inner, 7, "BODY[]", sink);
+        let r = run(&mut op, &mut s, &mut f, &mut t, &mut seen);
+        (r, seen, s, f, t)
+    }
+
+    #[test]
+    fn a_large_body_reaches_the_sink_in_pieces_and_not_the_batch() {
+        let want = body(3 << 20);
+        let server = fetch_reply("* 1 FETCH (UID 7 BODY[] ", &want, ")\r\nA0001 OK done\r\n");
+        let mut sink = Collect::default();
+        let (r, seen, ..) = fetch(server, &mut sink);
+        let Fetched {
+            batch,
+            streamed,
+            refused,
+        } = r.unwrap();
+        assert!(refused.is_none());
+        assert_eq!(sink.size, Some(want.len() as u64));
+        assert!(sink.body == want, "the body arrives exactly");
+        assert!(sink.pieces >= 40, "in reads, not at once: {}", sink.pieces);
+        assert_eq!(
+            streamed,
+            Some(StreamedBody {
+                frame: 0,
+                size: want.len() as u64
+            })
+        );
+        assert_eq!(batch.data[0], b"1 FETCH (UID 7 BODY[] {0}\r\n)");
+        let shown = format!(
+            "* 1 FETCH (UID 7 BODY[] {{{0}}}\r\n<{0} bytes>)",
+            want.len()
+        );
+        assert_eq!(seen.responses[0], shown, "shown as if kept");
+        let progress = seen.status.iter().filter(|m| m.starts_with("Receiving"));
+        assert!(progress.count() >= 5, "progress in tenths");
+    }
+
+    #[test]
+    fn a_refusing_sink_fails_the_command_and_the_session_stays_in_step() {
+        let want = body(2 << 20);
+        let mut server = fetch_reply("* 1 FETCH (UID 7 BODY[] ", &want, ")\r\nA0001 OK done\r\n");
+        server.extend_from_slice(b"A0002 OK noop\r\n");
+        let mut sink = Collect {
+            refuse_at: Some(2),
+            ..Collect::default()
+        };
+        let (r, mut seen, mut s, mut f, mut t) = fetch(server, &mut sink);
+        let refused = r.unwrap().refused;
+        assert!(
+            matches!(refused, Some(MailError::BadList(_))),
+            "{refused:?}"
+        );
+        assert!(
+            sink.pieces == 2 && s.broken.is_none(),
+            "no piece after the refusal"
+        );
+        run(&mut NoopOp::default(), &mut s, &mut f, &mut t, &mut seen).unwrap();
+    }
+
+    #[test]
+    fn small_bodies_and_bodies_before_their_uid_stay_in_the_frame() {
+        for (head, n, tail) in [
+            (
+                "* 1 FETCH (UID 7 BODY[] ",
+                (STREAM_MIN - 1) as usize,
+                ")\r\n",
+            ),
+            ("* 1 FETCH (BODY[] ", 2 << 20, " UID 7)\r\n"),
+            ("* 1 FETCH (UID 8 BODY[] ", 2 << 20, ")\r\n"),
+        ] {
+            let want = body(n);
+            let mut server = fetch_reply(head, &want, tail);
+            server.extend_from_slice(b"A0001 OK done\r\n");
+            let mut sink = Collect::default();
+            let Fetched {
+                batch, streamed, ..
+            } = fetch(server, &mut sink).0.unwrap();
+            assert_eq!((sink.size, streamed), (None, None), "{head}");
+            assert!(batch.data[0].len() > n, "the body stays in its frame");
+        }
+    }
+
+    #[test]
+    fn a_close_in_the_middle_of_a_streamed_body_is_an_error() {
+        let want = body(2 << 20);
+        let mut server = fetch_reply("* 1 FETCH (UID 7 BODY[] ", &want, "");
+        server.truncate(server.len() - 1000);
+        let mut sink = Collect::default();
+        let (r, _, s, ..) = fetch(server, &mut sink);
+        assert!(matches!(r, Err(MailError::Closed(_))), "{r:?}");
+        assert!(s.broken.is_some() && sink.body.len() < want.len());
+    }
 
     #[test]
     fn only_the_wanted_uids_body_is_streamed() {

@@ -28,6 +28,13 @@ impl Peer {
         let _ = w.flush();
     }
 
+    /// Sends raw bytes; false once the client is gone.
+    #[allow(dead_code)]
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> bool {
+        let w = self.reader.get_mut();
+        w.write_all(bytes).and_then(|_| w.flush()).is_ok()
+    }
+
     /// Reads one client line (without CRLF); None when the client closed.
     pub fn line(&mut self) -> Option<String> {
         let mut l = String::new();
