@@ -29,8 +29,21 @@ pub fn recv_headers(call: &HostCall) -> Result<Ret, MailError> {
 struct HostBody<'c, 'h> {
     call: &'c HostCall<'h>,
     size: u64,
-    /// The out-argument was set: on failure it must be emptied again.
+    /// The out-argument was set: unless the command succeeds, it is
+    /// emptied again when this is dropped (a panic included).
     begun: bool,
+    succeeded: bool,
+}
+
+impl Drop for HostBody<'_, '_> {
+    fn drop(&mut self) {
+        if self.begun && !self.succeeded {
+            // No half-written message: empty, as if nothing came.
+            let _ = self
+                .call
+                .set_output(OUT, &MailextValue::bytes(MAILEXT_KIND_BINARY, &[]));
+        }
+    }
 }
 
 impl BodySink for HostBody<'_, '_> {
@@ -55,30 +68,23 @@ fn receive(call: &HostCall, section: &str) -> Result<Ret, MailError> {
     // Character needs the whole body checked as UTF-8 before its kind is
     // known, so only Binary is streamed.
     let text_wanted = call.kind(OUT) == MAILEXT_KIND_CHARACTER;
-    let (b, streamed) = if !text_wanted && call.can_append_output() {
-        let mut sink = HostBody {
-            call,
-            size: 0,
-            begun: false,
-        };
-        let r = on_socket(call, BodyStreamOp::new(op, uid, &key, &mut sink));
-        let begun = sink.begun;
-        let delivered = r.and_then(|f: Fetched| match f.refused {
-            Some(e) => Err(e),
-            None => deliver(call, uid, &key, &f.batch, f.streamed),
-        });
-        match delivered {
-            Err(e) if begun => {
-                // No half-written message: empty, as if nothing came.
-                let _ = call.set_output(OUT, &MailextValue::bytes(MAILEXT_KIND_BINARY, &[]));
-                return Err(e);
-            }
-            r => return r,
-        }
-    } else {
-        (on_socket(call, op)?, None)
+    if text_wanted || !call.can_append_output() {
+        let b = on_socket(call, op)?;
+        return deliver(call, uid, &key, &b, None);
+    }
+    let mut sink = HostBody {
+        call,
+        size: 0,
+        begun: false,
+        succeeded: false,
     };
-    deliver(call, uid, &key, &b, streamed)
+    let r = on_socket(call, BodyStreamOp::new(op, uid, &key, &mut sink));
+    let delivered = r.and_then(|f: Fetched| match f.refused {
+        Some(e) => Err(e),
+        None => deliver(call, uid, &key, &f.batch, f.streamed),
+    });
+    sink.succeeded = delivered.is_ok();
+    delivered
 }
 
 /// Sets the out-argument from the batch's frame for `uid`, unless its body

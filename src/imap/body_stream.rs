@@ -117,11 +117,24 @@ fn is_body_of(frame: &[u8], uid: &str, item: &str) -> bool {
         && words[0].bytes().all(|b| b.is_ascii_digit())
         && words[1].eq_ignore_ascii_case("FETCH")
         && words[2].starts_with('(');
-    fetch
-        && words.last().is_some_and(|w| w.eq_ignore_ascii_case(item))
-        && words[2..words.len() - 1]
-            .windows(2)
-            .any(|w| w[0].trim_start_matches('(').eq_ignore_ascii_case("UID") && w[1] == uid)
+    if !fetch || !words.last().is_some_and(|w| w.eq_ignore_ascii_case(item)) {
+        return false;
+    }
+    // `UID uid` as an item of the FETCH list itself (depth 1), not inside
+    // FLAGS (...) or another item's list.
+    let mut depth = 0i32;
+    let mut after_uid = false;
+    for w in &words[2..words.len() - 1] {
+        let opens = w.bytes().take_while(|&b| b == b'(').count();
+        depth += opens as i32;
+        let bare = &w[opens..];
+        if after_uid && depth == 1 && bare == uid {
+            return true;
+        }
+        after_uid = depth == 1 && bare.eq_ignore_ascii_case("UID");
+        depth -= w.bytes().filter(|&b| b == b')').count() as i32;
+    }
+    false
 }
 
 impl Operation for BodyStreamOp<'_> {
@@ -150,6 +163,28 @@ impl Operation for BodyStreamOp<'_> {
             Step::Continue => Step::Continue,
             Step::Done(r) => Step::Done(r.map(|b| self.fetched(b))),
         }
+    }
+
+    fn on_tls(&mut self, s: &mut ImapSession, out: &mut Outbox) -> Step<Self::Output> {
+        match self.inner.on_tls(s, out) {
+            Step::Continue => Step::Continue,
+            Step::Done(r) => Step::Done(r.map(|b| self.fetched(b))),
+        }
+    }
+
+    fn on_timeout(&mut self, s: &mut ImapSession, out: &mut Outbox) -> Step<Self::Output> {
+        match self.inner.on_timeout(s, out) {
+            Step::Continue => Step::Continue,
+            Step::Done(r) => Step::Done(r.map(|b| self.fetched(b))),
+        }
+    }
+
+    fn in_sasl(&self) -> bool {
+        self.inner.in_sasl()
+    }
+
+    fn reports_updates(&self) -> bool {
+        self.inner.reports_updates()
     }
 
     fn waiting_for(&self) -> String {
@@ -386,6 +421,9 @@ mod tests {
         assert!(yes(b"* 3 FETCH (UID 7 BODY[] {5000000}\r\n"));
         assert!(yes(b"* 3 fetch (uid 7 FLAGS (\\Seen) body[] {5000000}\r\n"));
         assert!(yes(b"* 3 FETCH (FLAGS () UID 7 BODY[] {5000000+}\r\n"));
+        assert!(yes(
+            b"* 3 FETCH (FLAGS (\\Seen $x) UID 7 BODY[] {5000000}\r\n"
+        ));
         for no in [
             &b"* 3 FETCH (UID 8 BODY[] {5000000}\r\n"[..],
             b"* 3 FETCH (UID 77 BODY[] {5000000}\r\n",
@@ -397,6 +435,8 @@ mod tests {
             b"a1 FETCH (UID 7 BODY[] {5000000}\r\n",
             b"* x FETCH (UID 7 BODY[] {5000000}\r\n",
             b"UID 7 BODY[] {5000000}\r\n",
+            b"* 3 FETCH (FLAGS (UID 7 $x) UID 8 BODY[] {5000000}\r\n",
+            b"* 3 FETCH (X-LABELS (\\Inbox UID) 7 BODY[] {5000000}\r\n",
         ] {
             assert!(!yes(no), "{}", String::from_utf8_lossy(no));
         }
