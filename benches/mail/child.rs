@@ -109,7 +109,8 @@ pub fn run(args: &[String]) {
         }
         // floorloop SERVER USER PASS N [SECURE] [login]: the floor client's
         // CRAM-MD5 (or LOGIN) loop (plaintext, 1 implicit TLS, 2 STARTTLS), to
-        // profile beside `loop`.
+        // profile beside `loop`. MAILEXT_BENCH_RESUME=1 offers the last TLS
+        // session, as mailext's `loop` without `fresh` does.
         "floorloop" => {
             let security = match a(5).as_str() {
                 "1" => crate::floor::Security::Implicit,
@@ -120,6 +121,7 @@ pub fn run(args: &[String]) {
                 .join("bench-ca.pem");
             let floor = crate::floor::Floor::new(&ca);
             let n: usize = a(4).parse().unwrap();
+            let resume = std::env::var("MAILEXT_BENCH_RESUME").is_ok_and(|v| v == "1");
             let c0 = cpu_self();
             let t0 = Instant::now();
             for _ in 0..n {
@@ -135,7 +137,7 @@ pub fn run(args: &[String]) {
                         },
                         &a(2),
                         &a(3),
-                        false,
+                        resume,
                     )
                     .unwrap();
             }
