@@ -53,6 +53,10 @@ fn build_host(dir: &Path) -> PathBuf {
 /// implicit-TLS port for 1, verification on); asserts it succeeded and
 /// returns its output.
 fn run_c_host(secure: u8) -> String {
+    run_c_host_with(secure, &[])
+}
+
+fn run_c_host_with(secure: u8, extra: &[&str]) -> String {
     // First: env() points MAILEXT_CACERTS at the test CA, which the child inherits.
     env();
     let d = dovecot();
@@ -70,6 +74,7 @@ fn run_c_host(secure: u8) -> String {
         .arg(PASSWORD)
         .arg(secure.to_string())
         .arg("1")
+        .args(extra)
         .output()
         .unwrap();
     let text =
@@ -119,5 +124,36 @@ fn c_host_implicit_tls_session_with_verification() {
     assert!(
         text.contains("certificate verified for localhost"),
         "{text}"
+    );
+}
+
+/// FNV-1a 64, as host.c computes it.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(14695981039346656037, |h, &b| {
+        (h ^ b as u64).wrapping_mul(1099511628211)
+    })
+}
+
+#[test]
+fn c_host_receives_a_large_message_in_pieces() {
+    let d = dovecot();
+    let mut big = b"From: a@example.com\r\nSubject: for the C host\r\n\r\n".to_vec();
+    while big.len() < 3 * 1024 * 1024 {
+        big.extend_from_slice(format!("line {} of a large message\r\n", big.len()).as_bytes());
+    }
+    d.seed(USER, "CHost", &[(&big, "")]);
+    let text = run_c_host_with(1, &["CHost", "1"]);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("message: "))
+        .unwrap_or_else(|| panic!("no message line:\n{text}"));
+    let (head, pieces) = line.split_once(" bytes in ").unwrap();
+    assert_eq!(head, format!("message: 0, {}", big.len()), "{line}");
+    let (n, hash) = pieces.split_once(" pieces, fnv ").unwrap();
+    assert!(n.parse::<u32>().unwrap() > 1, "in pieces: {line}");
+    assert_eq!(hash, format!("{:016x}", fnv(&big)), "the exact bytes");
+    assert!(
+        text.contains("output 2: 0 bytes"),
+        "set to empty first: {text}"
     );
 }

@@ -4,8 +4,12 @@
  * run an IMAP session, with every callback copying what it is given.
  *
  * usage: host <libmailext.so> <server> <user> <password> <secure 0|1|2> <verify 0|1>
+ *             [<mailbox> <uid>]
+ * With a mailbox and UID it also selects the mailbox and receives that
+ * message into a Binary value, taking large ones in pieces (ABI 1.2
+ * append_output), and prints its length and FNV-1a hash.
  * Exit 0 only when every check passed, connect returned a socket and
- * disconnect returned 0.
+ * disconnect returned 0 (and, with a UID, the message arrived).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -73,7 +77,22 @@ typedef struct CallCtx {
   uint32_t ret_kind;
   int64_t ret_integer;
   char *ret_text;
+  /* The last Binary out-value, and how many append_output pieces it took. */
+  unsigned char *bin;
+  size_t bin_len, bin_cap;
+  unsigned pieces;
 } CallCtx;
+
+/* Makes room for `more` bytes in the Binary out-value. */
+static int bin_reserve(CallCtx *c, size_t more) {
+  unsigned char *grown;
+  if (more <= c->bin_cap - c->bin_len) return 1;
+  grown = (unsigned char *)realloc(c->bin, c->bin_len + more);
+  if (!grown) return 0;
+  c->bin = grown;
+  c->bin_cap = c->bin_len + more;
+  return 1;
+}
 
 /* A copied, NUL-terminated rendering of a plugin value; NULL if unreadable. */
 static char *copy_value_text(const MailextValue *v) {
@@ -124,10 +143,38 @@ static int32_t cb_set_output(void *ctx, uint32_t arg_index, const MailextValue *
   CallCtx *c = (CallCtx *)ctx;
   char *text;
   if (arg_index >= c->argc) return MAILEXT_ERR_PARAM_COUNT;
+  if (value && value->struct_size >= sizeof(MailextValue) &&
+      value->kind == MAILEXT_KIND_BINARY) {
+    /* Kept, not printed: it may be a whole message. */
+    if (value->len > 0 && !value->data) return MAILEXT_ERR_PARAM_INFO;
+    c->bin_len = 0;
+    if (!bin_reserve(c, value->len)) return MAILEXT_ERR_BAD_LIST;
+    if (value->len) memcpy(c->bin, value->data, value->len);
+    c->bin_len = value->len;
+    printf("output %u: %zu bytes\n", (unsigned)arg_index, value->len);
+    return MAILEXT_OK;
+  }
   text = copy_value_text(value);
   if (!text) return MAILEXT_ERR_PARAM_INFO;
   printf("output %u: %s\n", (unsigned)arg_index, text);
   free(text);
+  return MAILEXT_OK;
+}
+
+/* ABI 1.2: the next bytes of the Binary out-value that set_output started. */
+static int32_t cb_append_output(void *ctx, uint32_t arg_index, const MailextValue *value) {
+  CallCtx *c = (CallCtx *)ctx;
+  if (arg_index >= c->argc || !value || value->struct_size < sizeof(MailextValue) ||
+      value->kind != MAILEXT_KIND_BINARY || (value->len > 0 && !value->data))
+    return MAILEXT_ERR_PARAM_INFO;
+  /* The announced total is the server's word: reserve it only up to a cap. */
+  if (c->bin_cap == 0 && value->integer > 0 && value->integer <= (int64_t)1 << 30 &&
+      !bin_reserve(c, (size_t)value->integer))
+    return MAILEXT_ERR_BAD_LIST;
+  if (!bin_reserve(c, value->len)) return MAILEXT_ERR_BAD_LIST;
+  memcpy(c->bin + c->bin_len, value->data, value->len);
+  c->bin_len += value->len;
+  c->pieces++;
   return MAILEXT_OK;
 }
 
@@ -197,6 +244,7 @@ static MailextHostCallbacks callbacks(CallCtx *c) {
   cb.list_define = cb_list_define;
   cb.list_append = cb_list_append;
   cb.status = cb_status;
+  cb.append_output = cb_append_output;
   return cb;
 }
 
@@ -239,6 +287,7 @@ static int32_t run_command(const MailextPlugin *p, uint32_t index, const Mailext
   MailextHostCallbacks cb = callbacks(c);
   uint32_t i;
   free(c->ret_text);
+  free(c->bin);
   memset(c, 0, sizeof *c);
   c->argc = argc;
   for (i = 0; i < argc; i++)
@@ -304,13 +353,16 @@ int main(int argc, char **argv) {
   int32_t rc;
   int64_t sock, noop, disc;
   char *detail;
+  int with_message;
 
   /* Line-buffered so a crash still leaves the output that led to it. */
   setvbuf(stdout, NULL, _IOLBF, 0);
-  if (argc != 7) {
-    fprintf(stderr, "usage: %s lib server user password secure verify\n", argv[0]);
+  if (argc != 7 && argc != 9) {
+    fprintf(stderr, "usage: %s lib server user password secure verify [mailbox uid]\n",
+            argv[0]);
     return 2;
   }
+  with_message = argc == 9;
   memset(&c, 0, sizeof c);
   memset(&responses, 0, sizeof responses);
 
@@ -408,6 +460,27 @@ int main(int argc, char **argv) {
   printf("noop: %" PRId64 "\n", noop);
   print_rows("noop", &responses);
 
+  if (with_message) {
+    uint64_t hash = 14695981039346656037u; /* FNV-1a 64 */
+    int64_t selected, received;
+    size_t i;
+    args[0] = integer(sock);
+    args[1] = text(MAILEXT_KIND_CHARACTER, argv[7]);
+    rc = run_command(plugin, find_command(plugin, "IMAPSelectMailbox"), args, 2, &c);
+    selected = returned(rc, &c);
+    args[1] = integer(strtoll(argv[8], NULL, 10));
+    args[2] = value(MAILEXT_KIND_BINARY);
+    rc = run_command(plugin, find_command(plugin, "IMAPRecvMessage"), args, 3, &c);
+    received = returned(rc, &c);
+    for (i = 0; i < c.bin_len; i++) hash = (hash ^ c.bin[i]) * 1099511628211u;
+    printf("message: %" PRId64 ", %zu bytes in %u pieces, fnv %016" PRIx64 "\n", received,
+           c.bin_len, c.pieces, hash);
+    check(selected == 0, "IMAPSelectMailbox did not return 0");
+    check(received == 0, "IMAPRecvMessage did not return 0");
+    args[1] = text(MAILEXT_KIND_PROC, "onStatus");
+    args[2] = list_arg(&responses);
+  }
+
   rc = run_command(plugin, disconnect_ix, args, 3, &c);
   disc = returned(rc, &c);
   printf("disconnect: %" PRId64 "\n", disc);
@@ -418,6 +491,7 @@ int main(int argc, char **argv) {
   check(disc == 0, "IMAPDisconnect did not return 0");
 
   free(c.ret_text);
+  free(c.bin);
   list_clear(&responses);
   dlclose(lib);
   return failures == 0 ? 0 : 1;
