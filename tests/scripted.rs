@@ -283,27 +283,14 @@ fn expunge_during_list_messages_renumbers_the_rows() {
     assert_eq!(disconnect(sock).code(), 0);
 }
 
-/// A server for one large FETCH reply: `reply(tag)` is what it sends.
+/// A server for one large FETCH reply: `reply(tag)` is what it sends; a
+/// reply without the tagged OK at its end is followed by a close.
 fn fetch_server(reply: fn(&str) -> Vec<u8>) -> Scripted {
     Scripted::start(move |p: &mut Peer| {
-        p.send("* OK [CAPABILITY IMAP4rev1] hi\r\n");
-        while let Some(l) = p.line() {
-            let (tag, verb) = l.split_once(' ').unwrap_or((&l, ""));
-            let verb = verb.to_ascii_uppercase();
-            if verb.starts_with("SELECT") {
-                p.send(&format!("* 1 EXISTS\r\n{tag} OK [READ-WRITE] selected\r\n"));
-            } else if verb.contains("FETCH") {
-                let bytes = reply(tag);
-                if !p.send_bytes(&bytes) || !bytes.ends_with(b" OK done\r\n") {
-                    return; // an abrupt close
-                }
-            } else if verb.starts_with("LOGOUT") {
-                p.send(&format!("* BYE bye\r\n{tag} OK done\r\n"));
-                return;
-            } else {
-                p.send(&format!("{tag} OK done\r\n"));
-            }
-        }
+        p.serve_fetch(|p, tag| {
+            let bytes = reply(tag);
+            p.send_bytes(&bytes) && bytes.ends_with(b" OK done\r\n")
+        })
     })
 }
 

@@ -60,28 +60,17 @@ fn silent_server_times_out_within_the_configured_time() {
     // mark, for longer than the timeout: data keeps flowing, so no timeout.
     const SIZE: usize = 2 * 1024 * 1024;
     let srv = Scripted::start(|p: &mut Peer| {
-        p.send("* OK [CAPABILITY IMAP4rev1] hi\r\n");
-        while let Some(l) = p.line() {
-            let (tag, verb) = l.split_once(' ').unwrap_or((&l, ""));
-            let verb = verb.to_ascii_uppercase();
-            if verb.starts_with("SELECT") {
-                p.send(&format!("* 1 EXISTS\r\n{tag} OK [READ-WRITE] selected\r\n"));
-            } else if verb.contains("FETCH") {
-                p.send(&format!("* 1 FETCH (UID 7 BODY[] {{{SIZE}}}\r\n"));
-                let chunk = "x".repeat(100);
-                for _ in 0..10 {
-                    p.send(&chunk);
-                    std::thread::sleep(Duration::from_millis(300));
-                }
-                p.send(&"y".repeat(SIZE - 1000));
-                p.send(&format!(")\r\n{tag} OK done\r\n"));
-            } else if verb.starts_with("LOGOUT") {
-                p.send(&format!("* BYE bye\r\n{tag} OK done\r\n"));
-                break;
-            } else {
-                p.send(&format!("{tag} OK done\r\n"));
+        p.serve_fetch(|p, tag| {
+            p.send(&format!("* 1 FETCH (UID 7 BODY[] {{{SIZE}}}\r\n"));
+            let chunk = "x".repeat(100);
+            for _ in 0..10 {
+                p.send(&chunk);
+                std::thread::sleep(Duration::from_millis(300));
             }
-        }
+            p.send(&"y".repeat(SIZE - 1000));
+            p.send(&format!(")\r\n{tag} OK done\r\n"));
+            true
+        })
     });
     let (o, _) = connect(&local(srv.port), "u", "pw", 0, true);
     let sock = o.code();

@@ -65,6 +65,30 @@ impl Peer {
     pub fn drain(&mut self) {
         while self.line().is_some() {}
     }
+
+    /// A mailbox server for one message: greets, answers SELECT with one
+    /// message, LOGOUT with BYE, anything else with OK, and hands each
+    /// FETCH's tag to `fetch`, which replies; false from it closes.
+    #[allow(dead_code)]
+    pub fn serve_fetch(&mut self, mut fetch: impl FnMut(&mut Peer, &str) -> bool) {
+        self.send("* OK [CAPABILITY IMAP4rev1] hi\r\n");
+        while let Some(l) = self.line() {
+            let (tag, verb) = l.split_once(' ').unwrap_or((&l, ""));
+            let verb = verb.to_ascii_uppercase();
+            if verb.starts_with("SELECT") {
+                self.send(&format!("* 1 EXISTS\r\n{tag} OK [READ-WRITE] selected\r\n"));
+            } else if verb.contains("FETCH") {
+                if !fetch(self, tag) {
+                    return;
+                }
+            } else if verb.starts_with("LOGOUT") {
+                self.send(&format!("* BYE bye\r\n{tag} OK done\r\n"));
+                return;
+            } else {
+                self.send(&format!("{tag} OK done\r\n"));
+            }
+        }
+    }
 }
 
 pub struct Scripted {
