@@ -77,11 +77,13 @@ impl<'a> HostCall<'a> {
         }
         for (i, p) in params.iter().enumerate().take(argc as usize) {
             let v = *((args as *const u8).add(i * stride) as *const MailextValue);
-            let name = param_name(p);
+            // Only an error names the parameter: no allocation per argument.
+            let name = || param_name(p);
             if v.kind != MAILEXT_KIND_NONE && v.kind & p.kinds != v.kind {
                 return Err(MailError::ParamType(format!(
-                    "argument {} ({name}) must be {}",
+                    "argument {} ({}) must be {}",
                     i + 1,
+                    name(),
                     kinds_text(p.kinds)
                 )));
             }
@@ -90,14 +92,16 @@ impl<'a> HostCall<'a> {
                 && v.len > 0
             {
                 return Err(MailError::ParamInfo(format!(
-                    "argument {} ({name}) has NULL data",
-                    i + 1
+                    "argument {} ({}) has NULL data",
+                    i + 1,
+                    name()
                 )));
             }
             if v.kind == MAILEXT_KIND_LIST && v.list.is_null() {
                 return Err(MailError::ParamInfo(format!(
-                    "argument {} ({name}) is a NULL list",
-                    i + 1
+                    "argument {} ({}) is a NULL list",
+                    i + 1,
+                    name()
                 )));
             }
             values.push(v);
@@ -200,7 +204,11 @@ impl<'a> HostCall<'a> {
 
     /// The index of the parameter called `name`.
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.params.iter().position(|p| param_name(p) == name)
+        // SAFETY: table names are static C strings. Compared in place: no
+        // String per parameter.
+        self.params
+            .iter()
+            .position(|p| unsafe { CStr::from_ptr(p.name) }.to_bytes() == name.as_bytes())
     }
 
     /// The response list, wherever the command has it.

@@ -60,7 +60,19 @@ impl Capabilities {
     }
 
     pub fn has(&self, name: &str) -> bool {
-        self.iter().any(|c| c.eq_ignore_ascii_case(name))
+        let (list, want) = (self.0.as_bytes(), name.as_bytes());
+        if want.is_empty() || want.iter().any(u8::is_ascii_whitespace) {
+            return false;
+        }
+        if want.iter().any(u8::is_ascii_lowercase) {
+            return self.iter().any(|c| c.eq_ignore_ascii_case(name));
+        }
+        // The list is upper case: a substring search, then whole names only
+        // (this runs a dozen times per login).
+        memchr::memmem::find_iter(list, want).any(|at| {
+            let end = at + want.len();
+            (at == 0 || list[at - 1] == b' ') && (end == list.len() || list[end] == b' ')
+        })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {
@@ -239,10 +251,12 @@ fn split_code(after: &str) -> Result<(Option<Code>, String), DecodeError> {
         Some((n, a)) => (n, Some(a)),
         None => (body, None),
     };
-    let code = match name.to_ascii_uppercase().as_str() {
-        "CAPABILITY" => Code::Capability(Capabilities::parse(arg.unwrap_or(""))),
-        "ALERT" => Code::Alert,
-        _ => Code::Other(name.to_string(), arg.map(str::to_string)),
+    let code = if name.eq_ignore_ascii_case("CAPABILITY") {
+        Code::Capability(Capabilities::parse(arg.unwrap_or("")))
+    } else if name.eq_ignore_ascii_case("ALERT") {
+        Code::Alert
+    } else {
+        Code::Other(name.to_string(), arg.map(str::to_string))
     };
     Ok((Some(code), text.to_string()))
 }
@@ -296,6 +310,9 @@ mod tests {
             ["IMAP4REV1", "AUTH=CRAM-MD5", "IDLE"]
         );
         assert!(c.has("auth=cram-md5") && !c.has("AUTH=CRAM") && !c.has(""));
+        assert!(c.has("AUTH=CRAM-MD5") && c.has("IMAP4REV1") && c.has("IDLE"));
+        assert!(!c.has("CRAM-MD5") && !c.has("IMAP4") && !c.has("DLE") && !c.has("IDLE "));
+        assert!(!c.has("IDLE LITERAL+") && !c.has("idle literal+"));
         c.extend("literal+");
         assert!(c.has("LITERAL+"));
         c.append(&Capabilities::parse("idle"));
