@@ -3,6 +3,8 @@
 //! continue after them) with caps on line and literal size, so a hostile
 //! server cannot make us buffer without bound.
 
+use std::cell::Cell;
+
 /// Caps on what one frame may hold.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameLimits {
@@ -72,6 +74,15 @@ pub struct Streamed {
     pub size: u64,
 }
 
+/// Largest read buffer a thread keeps between commands.
+const SPARE_MAX: usize = 512 * 1024;
+
+thread_local! {
+    /// One read buffer per calling thread, kept between its commands, so
+    /// that a command does not allocate (and fault in) a fresh 64 KiB.
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
 /// The placeholder a streamed literal leaves in its frame.
 const PLACEHOLDER: &[u8] = b"{0}";
 
@@ -96,14 +107,28 @@ impl Fragmentizer {
 
     /// Lets a reader append to the buffer in place (no copy on the way in).
     pub fn fill<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        if self.buf.capacity() == 0 {
+            self.buf = SPARE.try_with(Cell::take).unwrap_or_default();
+        }
         f(&mut self.buf)
     }
 
-    /// Frees the read buffer when it holds nothing (between commands): an
-    /// idle session keeps no read buffer, like OpenSSL's RELEASE_BUFFERS.
+    /// Gives up the read buffer when it holds nothing (between commands):
+    /// an idle session keeps no read buffer, like OpenSSL's
+    /// RELEASE_BUFFERS. The thread keeps one for its next command.
     pub fn release_idle(&mut self) {
         if self.buf.is_empty() {
-            self.buf = Vec::new();
+            let buf = std::mem::take(&mut self.buf);
+            if buf.capacity() <= SPARE_MAX {
+                let _ = SPARE.try_with(|spare| {
+                    let kept = spare.take();
+                    spare.set(if kept.capacity() >= buf.capacity() {
+                        kept
+                    } else {
+                        buf
+                    });
+                });
+            }
         }
     }
 
@@ -433,6 +458,13 @@ mod tests {
         assert_eq!(f.buf.capacity(), room, "a short reply is copied out");
         f.release_idle();
         assert_eq!(f.buf.capacity(), 0, "an idle session keeps no read buffer");
+        let mut next = frag();
+        next.fill(|b| assert_eq!(b.capacity(), room, "the thread's next command reuses it"));
+        next.release_idle();
+        let mut huge = frag();
+        huge.buf = Vec::with_capacity(SPARE_MAX + 1);
+        huge.release_idle();
+        frag().fill(|b| assert_eq!(b.capacity(), room, "a huge buffer is not kept"));
     }
 
     #[test]
