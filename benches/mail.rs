@@ -781,114 +781,108 @@ fn cpu_row(b: &mut Bench, row1: &[(Mode, Vec<ClientRun>)]) {
     }
 }
 
+/// Row 4's measurements of one client: first and second connects of each
+/// pair, their CPU, and how many resumed.
+#[derive(Default)]
+struct Pairs {
+    times: [Vec<f64>; 2],
+    cpu: [f64; 2],
+    resumed: [usize; 2],
+}
+
+impl Pairs {
+    /// Times `connect` (which says whether the session resumed) as the
+    /// first (`second` false) or second connect of a pair.
+    fn measure(&mut self, second: bool, connect: impl FnOnce() -> bool) {
+        let c0 = cpu_self();
+        let t0 = Instant::now();
+        let resumed = connect();
+        let k = second as usize;
+        self.times[k].push(t0.elapsed().as_secs_f64());
+        self.cpu[k] += cpu_self() - c0;
+        self.resumed[k] += resumed as usize;
+    }
+
+    /// (median, p90, CPU per connect) of the first and of the second connects.
+    fn summary(&self) -> [(f64, f64, f64); 2] {
+        [0, 1].map(|k| {
+            let (m, p) = median_p90(&self.times[k]);
+            (m, p, self.cpu[k] / self.times[k].len().max(1) as f64)
+        })
+    }
+}
+
 fn reconnects(b: &mut Bench) {
     let port = b.a.imaps_port;
     let n = b.cfg.pairs;
-    // mailext: a fresh name (full handshake), then the same name again.
-    let (mut full_t, mut res_t) = (Vec::new(), Vec::new());
-    let (mut full_cpu, mut res_cpu) = (0.0, 0.0);
-    let mut resumed = 0;
-    let mut full_resumed = 0;
     // Warm-up: after the idle proxy row the machine is cold, and the
     // first connects are up to 20 % slower.
     mx_loop(b, Mode::Tls, port, 3 * b.cfg.warm).expect("warm-up");
     floor_loop(b, Mode::Tls, port, 3 * b.cfg.warm).expect("warm-up");
+    // mailext: a fresh name (full handshake), then the same name again.
     let servers: Vec<String> = (0..n).map(|_| b.mx_server(port, Mode::Tls)).collect();
     // The floor with and without its last session, for reference.
     let addr = format!("127.0.0.1:{port}");
-    let (mut ft, mut rt) = (Vec::new(), Vec::new());
-    let (mut fcpu, mut rcpu) = (0.0, 0.0);
-    let mut fres = 0;
-    // Pairs: a first connect to a fresh name, then a second one; mailext's
-    // pair and the floor's take turns, so a drift of the VM's speed lands
-    // on both.
+    let (mut mx, mut floor) = (Pairs::default(), Pairs::default());
+    // mailext's pair and the floor's take turns, so a drift of the VM's
+    // speed lands on both.
     for server in &servers {
         for second in [false, true] {
-            let c0 = cpu_self();
-            let t0 = Instant::now();
-            let (sock, st) = b.mx.connect(server, USER, PASSWORD, 1, true);
-            assert!(sock > 0, "IMAPConnect {sock}: {}", b.mx.last_error());
-            b.mx.disconnect(sock);
-            let t = t0.elapsed().as_secs_f64();
-            let c = cpu_self() - c0;
-            let was = st.contains("session resumed");
-            if second {
-                res_t.push(t);
-                res_cpu += c;
-                resumed += was as usize;
-            } else {
-                full_t.push(t);
-                full_cpu += c;
-                full_resumed += was as usize;
-            }
+            mx.measure(second, || {
+                let (sock, st) = b.mx.connect(server, USER, PASSWORD, 1, true);
+                assert!(sock > 0, "IMAPConnect {sock}: {}", b.mx.last_error());
+                b.mx.disconnect(sock);
+                st.contains("session resumed")
+            });
         }
-        for resume in [false, true] {
-            let c0 = cpu_self();
-            let t0 = Instant::now();
-            let o = b
-                .floor
-                .session(
-                    &addr,
-                    "h.bench.test",
-                    Security::Implicit,
-                    Mech::CramMd5,
-                    USER,
-                    PASSWORD,
-                    resume,
-                )
-                .expect("floor");
-            let t = t0.elapsed().as_secs_f64();
-            let c = cpu_self() - c0;
-            if resume {
-                rt.push(t);
-                rcpu += c;
-                fres += o.resumed as usize;
-            } else {
-                ft.push(t);
-                fcpu += c;
-            }
+        for second in [false, true] {
+            floor.measure(second, || {
+                b.floor
+                    .session(
+                        &addr,
+                        "h.bench.test",
+                        Security::Implicit,
+                        Mech::CramMd5,
+                        USER,
+                        PASSWORD,
+                        second,
+                    )
+                    .expect("floor")
+                    .resumed
+            });
         }
     }
-    let (fm, fp) = median_p90(&full_t);
-    let (rm, rp) = median_p90(&res_t);
-    let (fc, rc) = (full_cpu / n as f64, res_cpu / n as f64);
-    b.table.row_note(
-        "4 TLS reconnect",
-        "implicit TLS, CRAM-MD5",
-        "mailext first connect",
-        format!("{} (p90 {}), CPU {}", ms(fm), ms(fp), ms(fc)),
-        "-".into(),
-        format!("{full_resumed}/{n} resumed (fresh name each)"),
+    let row = |b: &mut Bench, client: &str, (m, p, c): (f64, f64, f64), ratio: String, note| {
+        b.table.row_note(
+            "4 TLS reconnect",
+            "implicit TLS, CRAM-MD5",
+            client,
+            format!("{} (p90 {}), CPU {}", ms(m), ms(p), ms(c)),
+            ratio,
+            note,
+        );
+    };
+    let [full, res] = mx.summary();
+    let note = format!("{}/{n} resumed (fresh name each)", mx.resumed[0]);
+    row(b, "mailext first connect", full, "-".into(), note);
+    let vs = format!(
+        "{} time, {} CPU of first",
+        ratio(res.0, full.0),
+        ratio(res.2, full.2)
     );
-    b.table.row_note(
-        "4 TLS reconnect",
-        "implicit TLS, CRAM-MD5",
-        "mailext second connect",
-        format!("{} (p90 {}), CPU {}", ms(rm), ms(rp), ms(rc)),
-        format!("{} time, {} CPU of first", ratio(rm, fm), ratio(rc, fc)),
-        format!("{resumed}/{n} say \"session resumed\""),
-    );
+    let note = format!("{}/{n} say \"session resumed\"", mx.resumed[1]);
+    row(b, "mailext second connect", res, vs, note);
     b.table
-        .target("<= 0.7x first", rm <= 0.7 * fm && resumed == n);
-    let (fm2, fp2) = median_p90(&ft);
-    let (rm2, rp2) = median_p90(&rt);
-    let (fc2, rc2) = (fcpu / n as f64, rcpu / n as f64);
-    b.table.row_note(
-        "4 TLS reconnect",
-        "implicit TLS, CRAM-MD5",
-        "floor full",
-        format!("{} (p90 {}), CPU {}", ms(fm2), ms(fp2), ms(fc2)),
-        "-".into(),
-        String::new(),
+        .target("<= 0.7x first", res.0 <= 0.7 * full.0 && mx.resumed[1] == n);
+    let [full, res] = floor.summary();
+    row(b, "floor full", full, "-".into(), String::new());
+    let vs = format!(
+        "{} time, {} CPU of full",
+        ratio(res.0, full.0),
+        ratio(res.2, full.2)
     );
-    b.table.row_note(
-        "4 TLS reconnect",
-        "implicit TLS, CRAM-MD5",
-        "floor resumed",
-        format!("{} (p90 {}), CPU {}", ms(rm2), ms(rp2), ms(rc2)),
-        format!("{} time, {} CPU of full", ratio(rm2, fm2), ratio(rc2, fc2)),
-        format!("{fres}/{n} resumed"),
-    );
+    let note = format!("{}/{n} resumed", floor.resumed[1]);
+    row(b, "floor resumed", res, vs, note);
 }
 
 fn child_json(b: &Bench, args: &[String]) -> Result<(Vec<Value>, Measured), String> {
