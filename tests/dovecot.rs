@@ -287,3 +287,110 @@ fn unsafe_credentials_are_refused_before_connecting() {
     }
     assert!(listener.accept().is_err(), "nothing may go out");
 }
+
+/// `openssl x509 -hash`: the file name OpenSSL's hashed directory lookup wants.
+fn subject_hash(pem: &std::path::Path) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-hash", "-noout", "-in"])
+        .arg(pem)
+        .output()
+        .expect("the openssl command (Debian package openssl)");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn system_store_from_the_bundle_file_and_the_hashed_directory() {
+    let d = dovecot();
+    let script = format!(
+        "sock = IMAPConnect(\"localhost:{}\", \"{USER}\", \"{PASSWORD}\", \"st\", r, 1, kTrue)",
+        d.imaps_port
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |n: &str| tmp.path().join(n);
+    let text = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let no_cacerts = path("cacerts");
+    let no_dir = path("no-dir");
+    std::fs::create_dir(&no_cacerts).unwrap();
+    std::fs::create_dir(&no_dir).unwrap();
+    // Two other CAs, one with the test CA's name but another key. (Before
+    // the right one in a bundle, it fails the chain, with OpenSSL's own
+    // loading too: these test CAs carry no key identifiers to tell them apart.)
+    let other = support::pki::Ca::new("another CA").cert.to_pem().unwrap();
+    let same_name = support::pki::Ca::new("mailext test CA")
+        .cert
+        .to_pem()
+        .unwrap();
+    let ours = env().ca.cert.to_pem().unwrap();
+    let run = |file: &std::path::Path, dir: &std::path::Path| {
+        host_json(
+            &[&script],
+            &[
+                ("MAILEXT_CACERTS", &text(&no_cacerts)),
+                ("SSL_CERT_FILE", &text(file)),
+                ("SSL_CERT_DIR", &text(dir)),
+            ],
+            None,
+        )
+    };
+
+    // The CA only in the bundle, among others, CRLF line ends on one.
+    let bundle = path("bundle.pem");
+    let crlf = String::from_utf8(other.clone())
+        .unwrap()
+        .replace('\n', "\r\n");
+    let all = [crlf.as_bytes(), b"\n# comment\n", &ours, &same_name].concat();
+    std::fs::write(&bundle, all).unwrap();
+    let out = run(&bundle, &no_dir);
+    assert!(out[0]["return"].as_i64().unwrap() > 0, "{out:?}");
+    // A second connect in the same process finds the CA already loaded.
+    let out = host_json(
+        &[&script, &script.replace("sock =", "sock2 =")],
+        &[
+            ("MAILEXT_CACERTS", &text(&no_cacerts)),
+            ("SSL_CERT_FILE", &text(&bundle)),
+            ("SSL_CERT_DIR", &text(&no_dir)),
+        ],
+        None,
+    );
+    assert!(
+        out.iter().all(|o| o["return"].as_i64().unwrap() > 0),
+        "{out:?}"
+    );
+    let status = out[0]["status"].to_string();
+    assert!(
+        status.contains("verifying against the system store"),
+        "{status}"
+    );
+
+    // Not in the bundle: untrusted.
+    let without = path("without.pem");
+    std::fs::write(&without, [other.as_slice(), &same_name].concat()).unwrap();
+    let out = run(&without, &no_dir);
+    assert_eq!(out[0]["return"], -1111, "{out:?}");
+
+    // Only in the hashed directory, no bundle at all.
+    let hashed = path("hashed");
+    std::fs::create_dir(&hashed).unwrap();
+    let ca_file = path("ca.pem");
+    std::fs::write(&ca_file, &ours).unwrap();
+    std::fs::copy(
+        &ca_file,
+        hashed.join(format!("{}.0", subject_hash(&ca_file))),
+    )
+    .unwrap();
+    let out = run(&path("missing.pem"), &hashed);
+    assert!(out[0]["return"].as_i64().unwrap() > 0, "{out:?}");
+
+    // A bundle with trust settings is read by OpenSSL itself.
+    let trusted = std::process::Command::new("openssl")
+        .args(["x509", "-trustout", "-addtrust", "serverAuth", "-in"])
+        .arg(&ca_file)
+        .output()
+        .unwrap()
+        .stdout;
+    assert!(trusted.starts_with(b"-----BEGIN TRUSTED CERTIFICATE-----"));
+    let with_trust = path("trusted.pem");
+    std::fs::write(&with_trust, [other.as_slice(), &trusted].concat()).unwrap();
+    let out = run(&with_trust, &no_dir);
+    assert!(out[0]["return"].as_i64().unwrap() > 0, "{out:?}");
+}

@@ -7,3 +7,4 @@ pub mod eyeballs;
 pub mod proxy;
 pub mod reactor;
 pub mod tls;
+pub mod trust;

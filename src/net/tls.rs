@@ -1,4 +1,4 @@
-//! TLS client setup on OpenSSL: trust store (system plus the cacerts folder),
+//! TLS client setup on OpenSSL: trust store (system, see trust.rs, plus the cacerts folder),
 //! TLS 1.2 or newer, RFC 6125 host checks, and failure classification.
 
 use super::address::Host;
@@ -8,12 +8,13 @@ use openssl::ex_data::Index;
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
-    Ssl, SslConnector, SslMethod, SslMode, SslSession, SslSessionCacheMode, SslVerifyMode,
-    SslVersion,
+    Ssl, SslContext, SslContextBuilder, SslMethod, SslMode, SslOptions, SslSession,
+    SslSessionCacheMode, SslVerifyMode, SslVersion,
 };
 use openssl::x509::verify::X509CheckFlags;
 use openssl::x509::{X509VerifyResult, X509};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::OnceLock;
@@ -43,10 +44,10 @@ fn library_path() -> Option<PathBuf> {
     Some(PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())))
 }
 
-/// A connector for one cacerts folder state, reused while the folder is unchanged.
+/// A client context for one cacerts folder state, reused while the folder is unchanged.
 struct Cached {
     key: FolderKey,
-    connector: SslConnector,
+    context: SslContext,
     loaded: usize,
     /// When the folder was last listed: at most once a second, so a
     /// burst of connects does not list and stat it every time.
@@ -117,9 +118,26 @@ extern "C" {
     fn SSL_CTX_set_default_read_buffer_len(ctx: *mut openssl_sys::SSL_CTX, len: libc::size_t);
 }
 
-fn build_connector(dir: Option<&Path>) -> Result<(SslConnector, usize), MailError> {
+fn build_context(dir: Option<&Path>) -> Result<(SslContext, usize), MailError> {
     let setup = |e: openssl::error::ErrorStack| MailError::TlsSetup(e.to_string());
-    let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(setup)?;
+    let mut b = SslContextBuilder::new(SslMethod::tls_client()).map_err(setup)?;
+    // What openssl's SslConnector::builder sets, except its trust store,
+    // which parses the whole system bundle up front (see trust.rs).
+    let mut opts = SslOptions::ALL
+        | SslOptions::NO_COMPRESSION
+        | SslOptions::NO_SSLV2
+        | SslOptions::NO_SSLV3
+        | SslOptions::SINGLE_DH_USE
+        | SslOptions::SINGLE_ECDH_USE;
+    opts &= !SslOptions::DONT_INSERT_EMPTY_FRAGMENTS;
+    b.set_options(opts);
+    b.set_mode(
+        SslMode::AUTO_RETRY | SslMode::ACCEPT_MOVING_WRITE_BUFFER | SslMode::ENABLE_PARTIAL_WRITE,
+    );
+    b.set_cipher_list("DEFAULT:!aNULL:!eNULL:!MD5:!3DES:!DES:!RC4:!IDEA:!SEED:!aDSS:!SRP:!PSK")
+        .map_err(setup)?;
+    b.set_verify(SslVerifyMode::PEER);
+    super::trust::add_system_store(&mut b).map_err(setup)?;
     // Keep sessions ourselves, keyed by server and settings.
     b.set_session_cache_mode(SslSessionCacheMode::CLIENT | SslSessionCacheMode::NO_INTERNAL);
     let index = session_index()?;
@@ -141,7 +159,6 @@ fn build_connector(dir: Option<&Path>) -> Result<(SslConnector, usize), MailErro
     b.set_mode(SslMode::RELEASE_BUFFERS);
     // SAFETY: a valid SSL_CTX owned by the builder; only sets a size.
     unsafe { SSL_CTX_set_default_read_buffer_len(b.as_ptr(), TLS_READ_BUFFER) };
-    // SslConnector::builder has loaded the system trust store already.
     let mut loaded = 0;
     if let Some(entries) = dir.and_then(|d| std::fs::read_dir(d).ok()) {
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -255,10 +272,10 @@ pub fn client_ssl(
         match cache.as_mut() {
             Some(c) if c.key == key => c.checked = Instant::now(),
             _ => {
-                let (connector, loaded) = build_connector(key.0.as_deref())?;
+                let (context, loaded) = build_context(key.0.as_deref())?;
                 *cache = Some(Cached {
                     key,
-                    connector,
+                    context,
                     loaded,
                     checked: Instant::now(),
                 });
@@ -267,18 +284,26 @@ pub fn client_ssl(
     }
     let cached = cache.as_ref().expect("filled above");
     let setup = |e: openssl::error::ErrorStack| MailError::TlsSetup(e.to_string());
-    let mut config = cached.connector.configure().map_err(setup)?;
-    config.set_verify_hostname(verify);
-    if !verify {
-        config.set_verify(SslVerifyMode::NONE);
-    }
+    let mut ssl = Ssl::new(&cached.context).map_err(setup)?;
     let name = host.as_tls_name();
-    let mut ssl = config.into_ssl(&name).map_err(setup)?;
+    let ip = name.parse::<IpAddr>().ok();
+    if ip.is_none() {
+        // SNI carries names only (RFC 6066 3).
+        ssl.set_hostname(&name).map_err(setup)?;
+    }
     if verify {
+        let param = ssl.param_mut();
         // RFC 6125: only subjectAltName counts; a wildcard is a whole left-most label.
-        ssl.param_mut().set_hostflags(
+        param.set_hostflags(
             X509CheckFlags::NO_PARTIAL_WILDCARDS | X509CheckFlags::NEVER_CHECK_SUBJECT,
         );
+        match ip {
+            Some(ip) => param.set_ip(ip),
+            None => param.set_host(&name),
+        }
+        .map_err(setup)?;
+    } else {
+        ssl.set_verify(SslVerifyMode::NONE);
     }
     let session_key = session_key(host, port, settings);
     let saved = SESSIONS
