@@ -312,9 +312,7 @@ fn system_store_from_the_bundle_file_and_the_hashed_directory() {
     let no_dir = path("no-dir");
     std::fs::create_dir(&no_cacerts).unwrap();
     std::fs::create_dir(&no_dir).unwrap();
-    // Two other CAs, one with the test CA's name but another key. (Before
-    // the right one in a bundle, it fails the chain, with OpenSSL's own
-    // loading too: these test CAs carry no key identifiers to tell them apart.)
+    // Two other CAs, one with the test CA's name but another key.
     let other = support::pki::Ca::new("another CA").cert.to_pem().unwrap();
     let same_name = support::pki::Ca::new("mailext test CA")
         .cert
@@ -338,7 +336,7 @@ fn system_store_from_the_bundle_file_and_the_hashed_directory() {
     let crlf = String::from_utf8(other.clone())
         .unwrap()
         .replace('\n', "\r\n");
-    let all = [crlf.as_bytes(), b"\n# comment\n", &ours, &same_name].concat();
+    let all = [crlf.as_bytes(), &same_name, b"\n# comment\n", &ours].concat();
     std::fs::write(&bundle, all).unwrap();
     let out = run(&bundle, &no_dir);
     assert!(out[0]["return"].as_i64().unwrap() > 0, "{out:?}");
@@ -361,6 +359,24 @@ fn system_store_from_the_bundle_file_and_the_hashed_directory() {
         status.contains("verifying against the system store"),
         "{status}"
     );
+
+    // A CA of the same name in the cacerts folder does not hide the
+    // bundle's (OpenSSL asks lookups only for names it holds nothing for).
+    let shadow = path("shadow-cacerts");
+    std::fs::create_dir(&shadow).unwrap();
+    std::fs::write(shadow.join("same-name.pem"), &same_name).unwrap();
+    let only_ours = path("only-ours.pem");
+    std::fs::write(&only_ours, &ours).unwrap();
+    let out = host_json(
+        &[&script],
+        &[
+            ("MAILEXT_CACERTS", &text(&shadow)),
+            ("SSL_CERT_FILE", &text(&only_ours)),
+            ("SSL_CERT_DIR", &text(&no_dir)),
+        ],
+        None,
+    );
+    assert!(out[0]["return"].as_i64().unwrap() > 0, "{out:?}");
 
     // Not in the bundle: untrusted.
     let without = path("without.pem");

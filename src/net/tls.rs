@@ -160,6 +160,7 @@ fn build_context(dir: Option<&Path>) -> Result<(SslContext, usize), MailError> {
     // SAFETY: a valid SSL_CTX owned by the builder; only sets a size.
     unsafe { SSL_CTX_set_default_read_buffer_len(b.as_ptr(), TLS_READ_BUFFER) };
     let mut loaded = 0;
+    let mut subjects = Vec::new();
     if let Some(entries) = dir.and_then(|d| std::fs::read_dir(d).ok()) {
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
@@ -172,13 +173,16 @@ fn build_context(dir: Option<&Path>) -> Result<(SslContext, usize), MailError> {
                 .filter(|c| !c.is_empty())
                 .or_else(|| X509::from_der(&bytes).ok().map(|c| vec![c]));
             for cert in certs.unwrap_or_default() {
+                let subject = cert.subject_name().to_owned().ok();
                 // A certificate already in the store is not an error.
                 if b.cert_store_mut().add_cert(cert).is_ok() {
                     loaded += 1;
+                    subjects.extend(subject);
                 }
             }
         }
     }
+    super::trust::preload(&mut b, &subjects);
     Ok((b.build(), loaded))
 }
 

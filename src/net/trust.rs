@@ -12,7 +12,12 @@
 //!
 //! A bundle with anything but plain `CERTIFICATE` blocks (OpenSSL's
 //! `TRUSTED CERTIFICATE` carries trust settings, a CRL is no issuer) falls
-//! back to OpenSSL's own loading.
+//! back to OpenSSL's own loading, and so does an OpenSSL older than 1.1.1.
+//!
+//! OpenSSL consults lookups only for a subject its store holds nothing
+//! for, so a certificate added up front (the cacerts folder) would hide a
+//! bundle CA of the same subject: `preload` adds those bundle CAs too, as
+//! loading the whole bundle did.
 
 use foreign_types_shared::{ForeignType, ForeignTypeRef};
 use openssl::ssl::SslContextBuilder;
@@ -40,9 +45,19 @@ extern "C" {
     ) -> c_int;
     fn X509_LOOKUP_get_store(lookup: *const ffi::X509_LOOKUP) -> *mut ffi::X509_STORE;
     fn X509_OBJECT_set1_X509(obj: *mut ffi::X509_OBJECT, x: *mut ffi::X509) -> c_int;
+    fn X509_STORE_lock(store: *mut ffi::X509_STORE) -> c_int;
+    fn X509_STORE_unlock(store: *mut ffi::X509_STORE) -> c_int;
+    fn X509_OBJECT_retrieve_by_subject(
+        objects: *mut ffi::stack_st_X509_OBJECT,
+        kind: c_int,
+        name: *const ffi::X509_NAME,
+    ) -> *mut ffi::X509_OBJECT;
     fn ERR_set_mark() -> c_int;
     fn ERR_pop_to_mark() -> c_int;
 }
+
+/// OpenSSL 1.1.1: its store hands a lookup an initialised result object.
+const LAZY_MIN_VERSION: std::os::raw::c_ulong = 0x1010_1000;
 
 /// X509_LU_X509: a lookup for certificates (not CRLs).
 const LOOKUP_CERT: c_int = 1;
@@ -74,7 +89,8 @@ static CURRENT: Mutex<Option<Arc<Bundle>>> = Mutex::new(None);
 pub fn add_system_store(b: &mut SslContextBuilder) -> Result<(), openssl::error::ErrorStack> {
     let pem = bundle_path().and_then(|p| std::fs::read(p).ok());
     let plain = pem.as_deref().is_none_or(only_certificates);
-    if !plain {
+    // SAFETY: a plain version query.
+    if !plain || unsafe { ffi::OpenSSL_version_num() } < LAZY_MIN_VERSION {
         // Trust settings or CRLs in the bundle: let OpenSSL read it all.
         return b.set_default_verify_paths();
     }
@@ -112,7 +128,15 @@ fn bundle_path() -> Option<PathBuf> {
             CStr::from_ptr(ffi::X509_get_default_cert_file()),
         )
     };
-    if let Some(v) = env.to_str().ok().and_then(std::env::var_os) {
+    // As OpenSSL does: no environment overrides in a setuid program.
+    // SAFETY: getauxval only reads the process's auxiliary vector.
+    let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
+    if let Some(v) = env
+        .to_str()
+        .ok()
+        .filter(|_| !secure)
+        .and_then(std::env::var_os)
+    {
         return Some(PathBuf::from(v));
     }
     use std::os::unix::ffi::OsStrExt;
@@ -166,40 +190,97 @@ unsafe extern "C" fn by_subject(
 }
 
 /// Parses the bundle's certificates named `name`, adds them to the store,
-/// and returns the first through `ret`.
+/// and returns the store's first one through `ret`.
 ///
-/// OpenSSL's own lookups hand back a pointer borrowed from the store and
-/// the caller takes its own reference; `X509_OBJECT_set1_X509` gives one
-/// more, so at worst a found CA keeps one extra reference (it stays in the
-/// store anyway), never one too few. The next handshakes find it in the
-/// store without asking again.
+/// The contract (X509_LOOKUP_meth_new(3)): found objects go into the store,
+/// and `ret` holds the store's object without a reference of its own,
+/// because the caller takes one. The pointer is the store's, not the one
+/// parsed here: another thread may have added the same certificate first.
 unsafe fn supply(
     lookup: *mut ffi::X509_LOOKUP,
     name: *const ffi::X509_NAME,
     ret: *mut ffi::X509_OBJECT,
 ) -> c_int {
     let store = X509_LOOKUP_get_store(lookup);
+    if store.is_null() || add_matching(store, name) == 0 {
+        return 0;
+    }
+    if X509_STORE_lock(store) != 1 {
+        return 0;
+    }
+    let obj =
+        X509_OBJECT_retrieve_by_subject(ffi::X509_STORE_get0_objects(store), LOOKUP_CERT, name);
+    let cert = if obj.is_null() {
+        std::ptr::null_mut()
+    } else {
+        ffi::X509_OBJECT_get0_X509(obj)
+    };
+    let found = !cert.is_null() && X509_OBJECT_set1_X509(ret, cert) == 1;
+    if found {
+        // set1 took a reference; the store's own keeps the certificate alive.
+        ffi::X509_free(cert);
+    }
+    X509_STORE_unlock(store);
+    found as c_int
+}
+
+/// Adds the bundle's certificates with subject `name` to `store`; returns
+/// how many matched.
+unsafe fn add_matching(store: *mut ffi::X509_STORE, name: *const ffi::X509_NAME) -> usize {
     let bundle = CURRENT.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let (Some(bundle), false) = (bundle, store.is_null()) else {
+    let Some(bundle) = bundle else {
         return 0;
     };
     let wanted = X509NameRef::from_ptr(name as *mut ffi::X509_NAME);
-    let mut first: Option<X509> = None;
+    let mut n = 0;
     for e in bundle.entries() {
         if !matches!(e.subject.try_cmp(wanted), Ok(Ordering::Equal)) {
             continue;
         }
-        let Ok(cert) = X509::from_der(&e.der) else {
-            continue;
-        };
-        // The store takes its own reference; a duplicate is no error.
-        ffi::X509_STORE_add_cert(store, cert.as_ptr());
-        first.get_or_insert(cert);
+        if let Some(cert) = parse_cert(&e.der) {
+            // The store takes its own reference; a duplicate is no error.
+            ffi::X509_STORE_add_cert(store, cert.as_ptr());
+            n += 1;
+        }
     }
-    match first {
-        Some(cert) => (X509_OBJECT_set1_X509(ret, cert.as_ptr()) == 1) as c_int,
-        None => 0,
+    n
+}
+
+/// Adds the bundle CAs that share a subject with a certificate already in
+/// the store (from the cacerts folder), which would hide them otherwise.
+pub fn preload(b: &mut SslContextBuilder, subjects: &[X509Name]) {
+    let lazy = CURRENT.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+    if !lazy || subjects.is_empty() {
+        return;
     }
+    let store = b.cert_store_mut().as_ptr();
+    // SAFETY: the builder's live store and names we own; parse errors are
+    // popped, as in the lookup.
+    unsafe {
+        ERR_set_mark();
+        for s in subjects {
+            add_matching(store, s.as_ptr());
+        }
+        ERR_pop_to_mark();
+    }
+}
+
+/// d2i without openssl's `from_der`, which would empty the whole error
+/// queue on failure, not just what this call added.
+fn parse_cert(der: &[u8]) -> Option<X509> {
+    let mut p = der.as_ptr();
+    let len = std::os::raw::c_long::try_from(der.len()).ok()?;
+    // SAFETY: d2i reads at most `len` bytes from `p`; a non-NULL result is ours.
+    let x = unsafe { ffi::d2i_X509(std::ptr::null_mut(), &mut p, len) };
+    (!x.is_null()).then(|| unsafe { X509::from_ptr(x) })
+}
+
+fn parse_name(der: &[u8]) -> Option<X509Name> {
+    let mut p = der.as_ptr();
+    let len = std::os::raw::c_long::try_from(der.len()).ok()?;
+    // SAFETY: as in parse_cert.
+    let n = unsafe { ffi::d2i_X509_NAME(std::ptr::null_mut(), &mut p, len) };
+    (!n.is_null()).then(|| unsafe { X509Name::from_ptr(n) })
 }
 
 /// Every `CERTIFICATE` block of `pem` with its subject name.
@@ -222,7 +303,7 @@ fn index(pem: &[u8]) -> Vec<Entry> {
 }
 
 fn entry(der: Vec<u8>) -> Option<Entry> {
-    let subject = X509Name::from_der(subject_der(&der)?).ok()?;
+    let subject = parse_name(subject_der(&der)?)?;
     Some(Entry { subject, der })
 }
 

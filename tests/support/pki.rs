@@ -7,7 +7,10 @@ use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
-use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectAlternativeName};
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectAlternativeName,
+    SubjectKeyIdentifier,
+};
 use openssl::x509::{X509NameBuilder, X509};
 use std::path::Path;
 
@@ -59,6 +62,11 @@ impl Ca {
                 .unwrap(),
         )
         .unwrap();
+        // Key identifiers, as real CAs have: they tell apart two CAs of one name.
+        let skid = SubjectKeyIdentifier::new()
+            .build(&b.x509v3_context(None, None))
+            .unwrap();
+        b.append_extension(skid).unwrap();
         b.sign(&key, MessageDigest::sha256()).unwrap();
         Ca {
             cert: b.build(),
@@ -95,7 +103,12 @@ impl Ca {
         }
         let ctx = b.x509v3_context(Some(&self.cert), None);
         let san = san.build(&ctx).unwrap();
+        let akid = AuthorityKeyIdentifier::new()
+            .keyid(true)
+            .build(&ctx)
+            .unwrap();
         b.append_extension(san).unwrap();
+        b.append_extension(akid).unwrap();
         b.sign(&self.key, MessageDigest::sha256()).unwrap();
         Leaf {
             cert_pem: b.build().to_pem().unwrap(),
