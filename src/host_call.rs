@@ -289,7 +289,7 @@ impl<'a> HostCall<'a> {
         match unsafe { f(self.cb.ctx, i as u32, &v) } {
             MAILEXT_OK => Ok(()),
             rc => Err(MailError::BadList(format!(
-                "the host refused more of {} ({rc})",
+                "the host refused more of {} (append_output returned {rc})",
                 self.name(i)
             ))),
         }

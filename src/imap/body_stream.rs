@@ -112,29 +112,79 @@ fn is_body_of(frame: &[u8], uid: &str, item: &str) -> bool {
     else {
         return false;
     };
-    let words: Vec<&str> = items.split(' ').collect();
+    let words = match atoms(items) {
+        Some(w) => w,
+        None => return false,
+    };
     let fetch = words.len() >= 4
-        && words[0].bytes().all(|b| b.is_ascii_digit())
-        && words[1].eq_ignore_ascii_case("FETCH")
-        && words[2].starts_with('(');
-    if !fetch || !words.last().is_some_and(|w| w.eq_ignore_ascii_case(item)) {
+        && words[0].0 == 0
+        && words[0].1.bytes().all(|b| b.is_ascii_digit())
+        && words[1].0 == 0
+        && words[1].1.eq_ignore_ascii_case("FETCH")
+        && words[2].0 == 1;
+    let last = words.last().expect("at least four");
+    if !fetch || last.0 != 1 || !last.1.eq_ignore_ascii_case(item) {
         return false;
     }
     // `UID uid` as an item of the FETCH list itself (depth 1), not inside
-    // FLAGS (...) or another item's list.
-    let mut depth = 0i32;
-    let mut after_uid = false;
-    for w in &words[2..words.len() - 1] {
-        let opens = w.bytes().take_while(|&b| b == b'(').count();
-        depth += opens as i32;
-        let bare = &w[opens..];
-        if after_uid && depth == 1 && bare == uid {
-            return true;
+    // FLAGS (...), another item's list or a quoted string.
+    words[2..words.len() - 1].windows(2).any(|pair| {
+        let ((d1, a), (d2, b)) = (pair[0], pair[1]);
+        d1 == 1 && d2 == 1 && a.eq_ignore_ascii_case("UID") && b == uid
+    })
+}
+
+/// The atoms of a FETCH line with their parenthesis depth; a quoted string
+/// is one atom `""` (its contents are data). None when quotes or
+/// parentheses do not balance so far.
+fn atoms(text: &str) -> Option<Vec<(i32, &str)>> {
+    let bytes = text.as_bytes();
+    let (mut out, mut depth, mut i) = (Vec::new(), 0i32, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b' ' => i += 1,
+            b'(' => {
+                depth += 1;
+                i += 1;
+            }
+            b')' => {
+                depth -= 1;
+                if depth < 0 {
+                    return None;
+                }
+                i += 1;
+            }
+            b'"' => {
+                i += 1;
+                loop {
+                    match bytes.get(i)? {
+                        b'\\' => i += 2,
+                        b'"' => break,
+                        _ => i += 1,
+                    }
+                }
+                i += 1;
+                out.push((depth, "\"\""));
+            }
+            _ => {
+                let start = i;
+                // An atom may hold brackets: BODY[HEADER.FIELDS (FROM)] is
+                // kept whole up to its closing bracket.
+                let mut bracket = 0;
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'[' => bracket += 1,
+                        b']' => bracket -= 1,
+                        b' ' | b'(' | b')' | b'"' if bracket <= 0 => break,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                out.push((depth, &text[start..i]));
+            }
         }
-        after_uid = depth == 1 && bare.eq_ignore_ascii_case("UID");
-        depth -= w.bytes().filter(|&b| b == b')').count() as i32;
     }
-    false
+    Some(out)
 }
 
 impl Operation for BodyStreamOp<'_> {
@@ -424,6 +474,13 @@ mod tests {
         assert!(yes(
             b"* 3 FETCH (FLAGS (\\Seen $x) UID 7 BODY[] {5000000}\r\n"
         ));
+        // Quoted strings are data: their parentheses and words do not count.
+        assert!(yes(
+            b"* 3 FETCH (X-A \"a) \\\" (b\" UID 7 BODY[] {5000000}\r\n"
+        ));
+        assert!(yes(
+            b"* 3 FETCH (BODY[HEADER.FIELDS (FROM)] NIL UID 7 BODY[] {5000000}\r\n"
+        ));
         for no in [
             &b"* 3 FETCH (UID 8 BODY[] {5000000}\r\n"[..],
             b"* 3 FETCH (UID 77 BODY[] {5000000}\r\n",
@@ -437,6 +494,9 @@ mod tests {
             b"UID 7 BODY[] {5000000}\r\n",
             b"* 3 FETCH (FLAGS (UID 7 $x) UID 8 BODY[] {5000000}\r\n",
             b"* 3 FETCH (X-LABELS (\\Inbox UID) 7 BODY[] {5000000}\r\n",
+            b"* 3 FETCH (X-A \"a UID 7 b\" UID 8 BODY[] {5000000}\r\n",
+            b"* 3 FETCH (X-A \"open UID 7 BODY[] {5000000}\r\n",
+            b"* 3 FETCH (X-A \"x\") UID 7 BODY[] {5000000}\r\n",
         ] {
             assert!(!yes(no), "{}", String::from_utf8_lossy(no));
         }

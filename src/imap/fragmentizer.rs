@@ -237,10 +237,12 @@ impl Fragmentizer {
                         });
                     }
                     let literal_end = line_end + size as usize;
-                    if literal_end > self.limits.max_frame {
+                    // A literal streamed out of this frame still counts.
+                    let frame_size = literal_end + self.finished.map_or(0, |f| f.size as usize);
+                    if frame_size > self.limits.max_frame {
                         let limit = self.limits.max_frame;
                         return Err(FrameError::LiteralTooLarge {
-                            size: literal_end as u64,
+                            size: frame_size as u64,
                             limit,
                         });
                     }
@@ -568,6 +570,22 @@ mod tests {
         assert!(matches!(
             f.next_frame_with(&mut |_, _| true),
             Err(FrameError::LiteralTooLarge { size: 1001, .. })
+        ));
+    }
+
+    #[test]
+    fn a_streamed_literal_counts_toward_its_frame_cap() {
+        let mut f = frag();
+        let mut body = Vec::new();
+        let big = vec![b'x'; 1000];
+        f.push(b"* 1 FETCH (BODY[] {1000}\r\n");
+        f.push(&big);
+        f.push(b" BODY[1] {480}\r\n");
+        assert_eq!(f.next_frame_with(&mut |_, _| true).unwrap(), None);
+        assert!(drained(&mut f, &mut body));
+        assert!(matches!(
+            f.next_frame_with(&mut |_, _| true),
+            Err(FrameError::LiteralTooLarge { limit: 1500, .. })
         ));
     }
 
