@@ -277,6 +277,12 @@ pub fn client_ssl(
             Some(c) if c.key == key => c.checked = Instant::now(),
             _ => {
                 let (context, loaded) = build_context(key.0.as_deref())?;
+                if cache.is_some() {
+                    // The trusted set changed: a session kept from before
+                    // would resume without its certificate being checked
+                    // against the new one (a CA removed to distrust it).
+                    *SESSIONS.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                }
                 *cache = Some(Cached {
                     key,
                     context,
