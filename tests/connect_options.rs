@@ -691,16 +691,7 @@ fn happy_eyeballs_does_not_wait_for_a_silent_ipv6_address() {
 
 #[test]
 fn a_second_tls_connect_resumes_the_session() {
-    // One long-lived login process, so its ticket keys outlive a connection
-    // (Dovecot's default starts a process per connection).
-    let d = Dovecot::start(
-        &env().good,
-        &Options {
-            extra: "service imap-login {\n  service_count = 0\n  process_min_avail = 1\n  process_limit = 1\n}\n"
-                .into(),
-            ..Default::default()
-        },
-    );
+    let d = Dovecot::start(&env().good, &Options::resumable());
     let server = format!("127.0.0.1:{}", d.imaps_port);
     let mut resumed = Vec::new();
     for opt in ["", "", "TRUSTEDSITE", "", "SECURE_FALLBACK"] {

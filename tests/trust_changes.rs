@@ -10,15 +10,7 @@ use support::*;
 
 #[test]
 fn removing_a_ca_from_the_cacerts_folder_ends_resumption_too() {
-    // One long-lived login process, so that its tickets resume.
-    let d = Dovecot::start(
-        &env().good,
-        &Options {
-            extra: "service imap-login {\n  service_count = 0\n  process_min_avail = 1\n  process_limit = 1\n}\n"
-                .into(),
-            ..Default::default()
-        },
-    );
+    let d = Dovecot::start(&env().good, &Options::resumable());
     let server = local(d.imaps_port);
     let connect_once = || {
         let (o, _) = connect(&server, USER, PASSWORD, 1, true);

@@ -137,7 +137,7 @@ fn build_context(dir: Option<&Path>) -> Result<(SslContext, usize), MailError> {
     b.set_cipher_list("DEFAULT:!aNULL:!eNULL:!MD5:!3DES:!DES:!RC4:!IDEA:!SEED:!aDSS:!SRP:!PSK")
         .map_err(setup)?;
     b.set_verify(SslVerifyMode::PEER);
-    super::trust::add_system_store(&mut b).map_err(setup)?;
+    let system = super::trust::add_system_store(&mut b).map_err(setup)?;
     // Keep sessions ourselves, keyed by server and settings.
     b.set_session_cache_mode(SslSessionCacheMode::CLIENT | SslSessionCacheMode::NO_INTERNAL);
     let index = session_index()?;
@@ -182,7 +182,7 @@ fn build_context(dir: Option<&Path>) -> Result<(SslContext, usize), MailError> {
             }
         }
     }
-    super::trust::preload(&mut b, &subjects);
+    super::trust::preload(&mut b, system, &subjects);
     Ok((b.build(), loaded))
 }
 

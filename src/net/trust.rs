@@ -83,16 +83,27 @@ impl Bundle {
 /// The bundle the lookup serves: the one read by the newest context.
 static CURRENT: Mutex<Option<Arc<Bundle>>> = Mutex::new(None);
 
+/// How `add_system_store` set the store up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemStore {
+    /// The bundle through our lookup: see `preload`.
+    OnDemand,
+    /// OpenSSL's default paths, the whole bundle read.
+    Loaded,
+}
+
 /// Adds the system trust store to `b`: the bundle file (lazily) and the
 /// hashed directory, from `SSL_CERT_FILE` / `SSL_CERT_DIR` or OpenSSL's
 /// defaults. Errors only if OpenSSL cannot make a lookup.
-pub fn add_system_store(b: &mut SslContextBuilder) -> Result<(), openssl::error::ErrorStack> {
+pub fn add_system_store(
+    b: &mut SslContextBuilder,
+) -> Result<SystemStore, openssl::error::ErrorStack> {
     let pem = bundle_path().and_then(|p| std::fs::read(p).ok());
     let plain = pem.as_deref().is_none_or(only_certificates);
     // SAFETY: a plain version query.
     if !plain || unsafe { ffi::OpenSSL_version_num() } < LAZY_MIN_VERSION {
         // Trust settings or CRLs in the bundle: let OpenSSL read it all.
-        return b.set_default_verify_paths();
+        return b.set_default_verify_paths().map(|()| SystemStore::Loaded);
     }
     let bundle = Arc::new(Bundle {
         pem: pem.unwrap_or_default(),
@@ -116,7 +127,7 @@ pub fn add_system_store(b: &mut SslContextBuilder) -> Result<(), openssl::error:
     }
     // A missing default directory is not an error, as with OpenSSL's paths.
     let _ = openssl::error::ErrorStack::get();
-    Ok(())
+    Ok(SystemStore::OnDemand)
 }
 
 /// `SSL_CERT_FILE`, else OpenSSL's default bundle (OPENSSLDIR/cert.pem).
@@ -248,9 +259,8 @@ unsafe fn add_matching(store: *mut ffi::X509_STORE, name: *const ffi::X509_NAME)
 
 /// Adds the bundle CAs that share a subject with a certificate already in
 /// the store (from the cacerts folder), which would hide them otherwise.
-pub fn preload(b: &mut SslContextBuilder, subjects: &[X509Name]) {
-    let lazy = CURRENT.lock().unwrap_or_else(|p| p.into_inner()).is_some();
-    if !lazy || subjects.is_empty() {
+pub fn preload(b: &mut SslContextBuilder, store: SystemStore, subjects: &[X509Name]) {
+    if store != SystemStore::OnDemand || subjects.is_empty() {
         return;
     }
     let store = b.cert_store_mut().as_ptr();

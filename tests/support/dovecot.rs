@@ -29,6 +29,17 @@ pub struct Options {
 }
 
 impl Options {
+    /// One long-lived login process, so that its TLS session tickets
+    /// outlive a connection and a second connect resumes (Dovecot's
+    /// default starts a process per connection).
+    pub fn resumable() -> Options {
+        Options {
+            extra: "service imap-login {\n  service_count = 0\n  process_min_avail = 1\n  process_limit = 1\n}\n"
+                .into(),
+            ..Default::default()
+        }
+    }
+
     /// The defaults plus what `support::postfix::Postfix` needs.
     pub fn for_postfix() -> Options {
         Options {
