@@ -122,8 +122,10 @@ fn is_body_of(frame: &[u8], uid: &str, item: &str) -> bool {
         && words[1].0 == 0
         && words[1].1.eq_ignore_ascii_case("FETCH")
         && words[2].0 == 1;
-    let last = words.last().expect("at least four");
-    if !fetch || last.0 != 1 || !last.1.eq_ignore_ascii_case(item) {
+    let Some(&(last_depth, last)) = words.last().filter(|_| fetch) else {
+        return false;
+    };
+    if last_depth != 1 || !last.eq_ignore_ascii_case(item) {
         return false;
     }
     // `UID uid` as an item of the FETCH list itself (depth 1), not inside
@@ -466,6 +468,24 @@ mod tests {
     }
 
     #[test]
+    fn any_frame_head_is_answered_without_a_panic() {
+        // Frame heads made of the bytes that matter to the scan.
+        let alphabet = b"* FETCH(UID7)\\\"[]{}0 BODY";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let mut head = b"* ".to_vec();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            for k in 0..(seed % 40) {
+                head.push(alphabet[((seed >> (k % 50)) as usize + k as usize) % alphabet.len()]);
+            }
+            head.extend_from_slice(b" {5000000}\r\n");
+            let _ = is_body_of(&head, "7", "BODY[]");
+        }
+    }
+
+    #[test]
     fn only_the_wanted_uids_body_is_streamed() {
         let yes = |f: &[u8]| is_body_of(f, "7", "BODY[]");
         assert!(yes(b"* 3 FETCH (UID 7 BODY[] {5000000}\r\n"));
@@ -497,6 +517,9 @@ mod tests {
             b"* 3 FETCH (X-A \"a UID 7 b\" UID 8 BODY[] {5000000}\r\n",
             b"* 3 FETCH (X-A \"open UID 7 BODY[] {5000000}\r\n",
             b"* 3 FETCH (X-A \"x\") UID 7 BODY[] {5000000}\r\n",
+            b"*  {5000000}\r\n",
+            b"* ( {5000000}\r\n",
+            b"* \" {5000000}\r\n",
         ] {
             assert!(!yes(no), "{}", String::from_utf8_lossy(no));
         }
